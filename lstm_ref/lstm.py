@@ -1,0 +1,281 @@
+"""The LSTM cell, gate by gate, forward and backward.
+
+    i_t  = sigmoid(x_t W_xi + h_{t-1} W_hi + b_i)      input gate
+    f_t  = sigmoid(x_t W_xf + h_{t-1} W_hf + b_f)      forget gate
+    o_t  = sigmoid(x_t W_xo + h_{t-1} W_ho + b_o)      output gate
+    c~_t = tanh(x_t W_xc + h_{t-1} W_hc + b_c)         candidate
+    c_t  = f_t * c_{t-1} + i_t * c~_t                  cell state (the conveyor belt)
+    h_t  = o_t * tanh(c_t)                             hidden state, what the next layer reads
+
+The step functions are written one line per gate, to be read next to the equations. The
+sequence functions compute the same thing for speed: the four gates are stacked into one
+(D, 4H) and one (H, 4H) matrix, the input projection of all T steps is a single product,
+and activations are applied in place in preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import (
+    Cache,
+    check_array,
+    check_cache,
+    check_like,
+    check_params,
+    check_rng,
+    check_same_dtype,
+    check_sequence,
+    check_sizes,
+)
+from .activations import sigmoid
+
+__all__ = [
+    "GATES",
+    "init_lstm_params",
+    "count_lstm_params",
+    "lstm_param_shapes",
+    "lstm_step_forward",
+    "lstm_step_backward",
+    "lstm_forward",
+    "lstm_backward",
+]
+
+#: Gate letters in the order the stacked sequence functions use: input, forget, output, candidate.
+GATES = ("i", "f", "o", "c")
+
+
+def lstm_param_shapes(D: int, H: int) -> dict[str, tuple[int, ...]]:
+    """The LSTM parameter names and shapes: W_x* (D, H), W_h* (H, H), b_* (H,) for * in i, f, o, c."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    shapes.update({f"W_x{g}": (D, H) for g in GATES})
+    shapes.update({f"W_h{g}": (H, H) for g in GATES})
+    shapes.update({f"b_{g}": (H,) for g in GATES})
+    return shapes
+
+
+def init_lstm_params(
+    D: int, H: int, rng: np.random.Generator, dtype=np.float64, forget_bias: float = 0.0
+) -> dict[str, np.ndarray]:
+    """Random LSTM parameters, uniform in (-1/sqrt(H), 1/sqrt(H)) as PyTorch initialises them.
+
+    D: input size, H: hidden size, rng: a numpy Generator, dtype: float32 or float64,
+    forget_bias: a constant added to b_f (1.0 is the common choice that keeps the
+    cell state open at the start of training).
+    Returns a dict with W_xi, W_xf, W_xo, W_xc (D, H); W_hi, W_hf, W_ho, W_hc (H, H);
+    b_i, b_f, b_o, b_c (H,).
+    """
+    check_sizes(D=D, H=H)
+    check_rng(rng)
+    bound = 1.0 / np.sqrt(H)
+    params = {k: rng.uniform(-bound, bound, size=s).astype(dtype) for k, s in lstm_param_shapes(D, H).items()}
+    params["b_f"] += np.asarray(forget_bias, dtype=dtype)
+    return params
+
+
+def count_lstm_params(D: int, H: int, biases: int = 1) -> int:
+    """Number of trainable parameters of one LSTM layer: 4 H (H + D) weights + 4 H per bias vector.
+
+    D: input size, H: hidden size, biases: bias vectors per gate (1 as in Keras and in the
+    equations, 2 as in PyTorch's nn.LSTM, which has b_ih and b_hh; 0 for none).
+    Returns an int; count_lstm_params(512, 1024) == 6_295_552.
+    """
+    check_sizes(D=D, H=H)
+    if isinstance(biases, bool) or biases not in (0, 1, 2):
+        raise ValueError(f"biases must be 0, 1 (Keras) or 2 (PyTorch); got {biases!r}.")
+    return int(4 * H * (H + D) + 4 * H * biases)
+
+
+def _check_step_inputs(x, h_prev, c_prev, params) -> None:
+    check_array("x", x, (None, None), "(N, D)")
+    N, D = x.shape
+    if N == 0:
+        raise ValueError(f"x must hold at least one sample; got N = 0 (shape {x.shape}).")
+    check_array("h_prev", h_prev, (N, None), "(N, H)")
+    H = h_prev.shape[1]
+    check_array("c_prev", c_prev, (N, H), "(N, H)")
+    check_params("LSTM", params, lstm_param_shapes(D, H), f"D = {D} from x, H = {H} from h_prev")
+    check_same_dtype({"x": x, "h_prev": h_prev, "c_prev": c_prev, "params['W_xi']": params["W_xi"]})
+
+
+def lstm_step_forward(
+    x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, params: dict
+) -> tuple[np.ndarray, np.ndarray, Cache]:
+    """One step of the LSTM cell.
+
+    x: (N, D) inputs at this step; h_prev: (N, H) and c_prev: (N, H) the previous hidden
+    and cell states; params: the twelve arrays of lstm_param_shapes(D, H).
+    Returns h: (N, H), c: (N, H) and the cache for lstm_step_backward.
+    """
+    _check_step_inputs(x, h_prev, c_prev, params)
+    p = params
+    i = sigmoid(x @ p["W_xi"] + h_prev @ p["W_hi"] + p["b_i"])  # (N, H) input gate
+    f = sigmoid(x @ p["W_xf"] + h_prev @ p["W_hf"] + p["b_f"])  # (N, H) forget gate
+    o = sigmoid(x @ p["W_xo"] + h_prev @ p["W_ho"] + p["b_o"])  # (N, H) output gate
+    c_tilde = np.tanh(x @ p["W_xc"] + h_prev @ p["W_hc"] + p["b_c"])  # (N, H) candidate
+    c = f * c_prev + i * c_tilde  # (N, H) cell state
+    tanh_c = np.tanh(c)  # (N, H) kept: the backward pass needs tanh'(c) = 1 - tanh(c)**2
+    h = o * tanh_c  # (N, H)
+    cache = Cache(
+        "lstm_step", x=x, h_prev=h_prev, c_prev=c_prev, i=i, f=f, o=o, c_tilde=c_tilde, c=c, tanh_c=tanh_c, params=p
+    )
+    return h, c, cache
+
+
+def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Backward pass of one LSTM step.
+
+    dh: (N, H) gradient of the loss with respect to this step's h; dc: (N, H) gradient with
+    respect to this step's c arriving from the next step (zeros at the last step);
+    cache: from lstm_step_forward.
+    Returns dx: (N, D), dh_prev: (N, H), dc_prev: (N, H) and grads, a dict with the same
+    keys and shapes as the parameters.
+    """
+    check_cache("cache", cache, "lstm_step")
+    check_like("dh", dh, cache.h_prev, "(N, H)")
+    check_like("dc", dc, cache.c_prev, "(N, H)")
+    k = cache
+    # h = o * tanh(c): dh reaches o directly and c through tanh; c also gets dc from step t+1.
+    do = dh * k.tanh_c  # (N, H)
+    dc_total = dc + dh * k.o * (1.0 - k.tanh_c * k.tanh_c)  # (N, H)
+    # c = f * c_prev + i * c~: each factor's gradient is dc times the other factor.
+    df = dc_total * k.c_prev  # (N, H)
+    di = dc_total * k.c_tilde  # (N, H)
+    dc_tilde = dc_total * k.i  # (N, H)
+    dc_prev = dc_total * k.f  # (N, H) the constant error carousel: scaled by f, not by a matrix
+    # Through the nonlinearities to the pre-activations.
+    da = {
+        "i": di * k.i * (1.0 - k.i),  # (N, H)
+        "f": df * k.f * (1.0 - k.f),  # (N, H)
+        "o": do * k.o * (1.0 - k.o),  # (N, H)
+        "c": dc_tilde * (1.0 - k.c_tilde * k.c_tilde),  # (N, H)
+    }
+    p = k.params
+    dx = sum(da[g] @ p[f"W_x{g}"].T for g in GATES)  # (N, D) all four gates read x
+    dh_prev = sum(da[g] @ p[f"W_h{g}"].T for g in GATES)  # (N, H) all four gates read h_prev
+    grads = {}
+    grads.update({f"W_x{g}": k.x.T @ da[g] for g in GATES})  # (D, H) each
+    grads.update({f"W_h{g}": k.h_prev.T @ da[g] for g in GATES})  # (H, H) each
+    grads.update({f"b_{g}": da[g].sum(axis=0) for g in GATES})  # (H,) each
+    return dx, dh_prev, dc_prev, grads
+
+
+def _stack(params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stack the per-gate parameters in GATES order: W_x (D, 4H), W_h (H, 4H), b (4H,)."""
+    W_x = np.concatenate([params[f"W_x{g}"] for g in GATES], axis=1)  # (D, 4H)
+    W_h = np.concatenate([params[f"W_h{g}"] for g in GATES], axis=1)  # (H, 4H)
+    b = np.concatenate([params[f"b_{g}"] for g in GATES])  # (4H,)
+    return W_x, W_h, b
+
+
+def lstm_forward(
+    xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, params: dict
+) -> tuple[np.ndarray, np.ndarray, Cache]:
+    """Run the LSTM over a whole sequence.
+
+    xs: (T, N, D) inputs; h0: (N, H) and c0: (N, H) initial states;
+    params: the twelve arrays of lstm_param_shapes(D, H).
+    Returns hs: (T, N, H) and cs: (T, N, H), the hidden and cell states after every step,
+    and the cache for lstm_backward.
+    """
+    check_sequence("xs", xs)
+    T, N, D = xs.shape
+    _check_step_inputs(xs[0], h0, c0, params)
+    H = h0.shape[1]
+    W_x, W_h, b = _stack(params)
+    # acts starts as the input projection of every step, one product for the whole
+    # sequence, and is turned into the gate activations in place, step by step.
+    acts = (xs.reshape(T * N, D) @ W_x).reshape(T, N, 4 * H)  # (T, N, 4H)
+    acts += b
+    hs = np.empty((T, N, H), dtype=xs.dtype)
+    cs = np.empty((T, N, H), dtype=xs.dtype)
+    tanh_cs = np.empty((T, N, H), dtype=xs.dtype)
+    rec = np.empty((N, 4 * H), dtype=xs.dtype)  # h_{t-1} W_h, reused every step
+    ig = np.empty((N, H), dtype=xs.dtype)  # i * c~, reused every step
+    h, c = h0, c0
+    for t in range(T):
+        a = acts[t]  # (N, 4H) view
+        np.matmul(h, W_h, out=rec)
+        a += rec
+        s = a[:, : 3 * H]  # i, f, o pre-activations (N, 3H)
+        # sigmoid(z) = (1 + tanh(z / 2)) / 2: bounded for every z, and computable in place.
+        s *= 0.5
+        np.tanh(s, out=s)
+        s += 1.0
+        s *= 0.5
+        np.tanh(a[:, 3 * H :], out=a[:, 3 * H :])  # candidate
+        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        np.multiply(f, c, out=cs[t])
+        np.multiply(i, g, out=ig)
+        cs[t] += ig
+        np.tanh(cs[t], out=tanh_cs[t])
+        np.multiply(o, tanh_cs[t], out=hs[t])
+        h, c = hs[t], cs[t]
+    cache = Cache("lstm", xs=xs, h0=h0, c0=c0, hs=hs, cs=cs, tanh_cs=tanh_cs, acts=acts, W_x=W_x, W_h=W_h)
+    return hs, cs, cache
+
+
+def lstm_backward(dhs: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Backpropagation through time for the LSTM over a whole sequence.
+
+    dhs: (T, N, H) gradient of the loss with respect to every hidden state (zeros where a
+    step's output does not enter the loss); cache: from lstm_forward.
+    Returns dxs: (T, N, D), dh0: (N, H), dc0: (N, H) and grads, a dict with the same keys
+    and shapes as the parameters, each summed over all T steps.
+    """
+    check_cache("cache", cache, "lstm")
+    k = cache
+    check_like("dhs", dhs, k.hs, "(T, N, H)")
+    T, N, D = k.xs.shape
+    H = k.hs.shape[2]
+    W_h_T = k.W_h.T  # (4H, H)
+    das = np.empty_like(k.acts)  # (T, N, 4H) gradients of the stacked pre-activations
+    dh = np.zeros((N, H), dtype=dhs.dtype)  # gradient on h_t from step t+1
+    dc = np.zeros((N, H), dtype=dhs.dtype)  # gradient on c_t from step t+1
+    tmp = np.empty((N, H), dtype=dhs.dtype)
+    for t in range(T - 1, -1, -1):
+        a = k.acts[t]
+        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        da = das[t]
+        da_i, da_f, da_o, da_g = da[:, :H], da[:, H : 2 * H], da[:, 2 * H : 3 * H], da[:, 3 * H :]
+        c_prev = k.cs[t - 1] if t > 0 else k.c0
+        tc = k.tanh_cs[t]
+        dh += dhs[t]
+        # output gate: do * o (1 - o), with do = dh * tanh(c)
+        np.multiply(dh, tc, out=da_o)
+        np.multiply(o, 1.0 - o, out=tmp)
+        da_o *= tmp
+        # cell: dc += dh * o * (1 - tanh(c)^2)
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        # forget gate: dc * c_prev * f (1 - f)
+        np.multiply(dc, c_prev, out=da_f)
+        np.multiply(f, 1.0 - f, out=tmp)
+        da_f *= tmp
+        # input gate: dc * c~ * i (1 - i)
+        np.multiply(dc, g, out=da_i)
+        np.multiply(i, 1.0 - i, out=tmp)
+        da_i *= tmp
+        # candidate: dc * i * (1 - c~^2)
+        np.multiply(g, g, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= i
+        np.multiply(dc, tmp, out=da_g)
+        dc *= f  # the carousel: dc_{t-1} = dc_t * f_t
+        np.matmul(da, W_h_T, out=dh)
+    da_flat = das.reshape(T * N, 4 * H)  # (T*N, 4H)
+    h_prev = np.concatenate([k.h0[None], k.hs[:-1]], axis=0).reshape(T * N, H)  # (T*N, H)
+    dW_x = k.xs.reshape(T * N, D).T @ da_flat  # (D, 4H)
+    dW_h = h_prev.T @ da_flat  # (H, 4H)
+    db = da_flat.sum(axis=0)  # (4H,)
+    dxs = (da_flat @ k.W_x.T).reshape(T, N, D)  # (T, N, D)
+    grads = {}
+    for n, gate in enumerate(GATES):
+        cols = slice(n * H, (n + 1) * H)
+        grads[f"W_x{gate}"] = dW_x[:, cols].copy()
+        grads[f"W_h{gate}"] = dW_h[:, cols].copy()
+        grads[f"b_{gate}"] = db[cols].copy()
+    return dxs, dh, dc, grads
