@@ -24,6 +24,12 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Regenerate every student version in exercises/ from its source in solutions/.
+release: $(STAMP)
+	for dir in solutions/*/; do \
+		$(BIN)/nbgrader generate_assignment "$$(basename "$$dir")" --force || exit 1; \
+	done
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lstm.py
 

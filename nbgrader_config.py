@@ -1,0 +1,29 @@
+"""nbgrader configuration for the Long memory course; run every nbgrader command from this folder."""
+
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "long-memory"
+c.CourseDirectory.root = "."
+# Instructor notebooks (solutions and hidden tests) live in solutions/; the student versions
+# that `nbgrader generate_assignment` writes go to exercises/, which is committed.
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+# Submissions: submitted/<student>/<assignment>/; grading output: autograded/ and feedback/.
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+# SQLite by default; a large course points this at PostgreSQL instead, e.g.
+# c.CourseDirectory.db_url = "postgresql://grader:secret@dbhost/long_memory"
+c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+# Only notebooks are handed to students; nothing else from solutions/<assignment>/ is copied.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.py", "*.md", "*.txt"]
+
+# What a student sees in place of a solution.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Every cell of a submission gets at most this many seconds when it is autograded; a
+# notebook that hangs loses the cells that time out and the batch goes on.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+c.Execute.startup_timeout = 120

@@ -1,0 +1,83 @@
+"""The exercises go through nbgrader end to end, as an instructor would run it.
+
+For every assignment: the committed student version is exactly what generate_assignment makes
+from solutions/; the instructor's solution autogrades to full marks; the untouched student
+version scores zero on every autograded cell; and every entry of the wrong-solution catalogue
+(tests/wrong_solutions/<assignment>.py) loses the points of exactly the cells it names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+
+import pytest
+
+import course
+
+pytestmark = pytest.mark.slow
+ASSIGNMENTS = course.assignments()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_committed_student_version_equals_a_fresh_generation(assignment, tmp_path):
+    committed = course.ROOT / "exercises" / assignment
+    assert committed.is_dir(), f"exercises/{assignment} is missing: run `make release`"
+    c = course.make_course(tmp_path)
+    shutil.rmtree(c / "exercises" / assignment)
+    course.nbgrader(c, "generate_assignment", assignment, "--force")
+    fresh = c / "exercises" / assignment
+    assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in fresh.iterdir())
+    for name, path in course.notebooks(committed).items():
+        assert course.read_json(path) == course.read_json(fresh / name), (
+            f"exercises/{assignment}/{name} differs from what solutions/ generates: run `make release`"
+        )
+
+
+def _catalogue(assignment):
+    try:
+        return importlib.import_module(f"wrong_solutions.{assignment}").WRONG
+    except ModuleNotFoundError:
+        return None
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograde_full_zero_and_wrong_solution_catalogue(assignment, tmp_path):
+    wrong = _catalogue(assignment)
+    assert wrong is not None and len(wrong) >= 5, f"tests/wrong_solutions/{assignment}.py needs at least five entries"
+    c = course.make_course(tmp_path)
+    course.nbgrader(c, "generate_assignment", assignment, "--force")
+    release = course.notebooks(c / "exercises" / assignment)
+    source = course.notebooks(c / "solutions" / assignment)
+    assert len(release) == 1, "the catalogue assumes one notebook per assignment"
+    (nb_name, release_nb), = release.items()
+
+    course.submit(c, "reference", assignment, nb_name, course.filled_submission(release_nb, source[nb_name]))
+    shutil.copytree(c / "exercises" / assignment, c / "submitted" / "untouched" / assignment)
+    for student, entry in wrong.items():
+        nb = course.filled_submission(release_nb, source[nb_name], entry["cells"])
+        course.submit(c, student.replace("_", "-"), assignment, nb_name, nb)
+
+    result = course.nbgrader(c, "autograde", assignment, check=False)
+    got = course.scores(c, assignment)
+    missing = {"reference", "untouched", *(s.replace("_", "-") for s in wrong)} - set(got)
+    assert not missing, f"not graded: {missing}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    full = got["reference"]
+    assert full, "the notebook has no autograded cells"
+    lost = {cell: score for cell, (score, top) in full.items() if score != top}
+    assert not lost, f"the instructor's solution loses points in {lost}"
+    earned = {cell: score for cell, (score, _) in got["untouched"].items() if score != 0}
+    assert not earned, f"the untouched student version earns points in {earned}"
+
+    problems = []
+    for student, entry in wrong.items():
+        cells = got[student.replace("_", "-")]
+        unknown = set(entry["loses"]) - set(cells)
+        assert not unknown, f"{student}: the catalogue names unknown test cells {unknown}"
+        for cell, (score, top) in cells.items():
+            want = 0 if cell in entry["loses"] else top
+            if score != want:
+                problems.append(f"{student}: {cell} scored {score} of {top}, expected {want}")
+    assert not problems, "\n".join(problems)
