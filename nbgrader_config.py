@@ -27,3 +27,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120
+
+# `nbgrader zip_collect ASSIGNMENT` reads an LMS's bulk download placed in
+# downloaded/ASSIGNMENT/archive/ (zip files or loose files), extracts it to
+# downloaded/ASSIGNMENT/extracted/ and copies each notebook to submitted/. The file names
+# follow Canvas: <login>_[late_]<user id>_<submission id>_<the file's own name>, where the
+# LMS may add "-N" before ".ipynb" for a resubmission. Adapt the pattern for another LMS.
+c.FileNameCollectorPlugin.named_regexp = (
+    r"^.*/(?P<student_id>[A-Za-z0-9.-]+)_(?:late_)?\d+_\d+_(?P<file_id>[A-Za-z0-9_]+?)(?:-\d+)?\.ipynb$"
+)

@@ -1,0 +1,120 @@
+"""The instructor guide, run as written: every shell command on the page, in order, on a copy
+of the course with a class of three students, and the grades that come out are checked."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import course
+
+pytestmark = pytest.mark.slow
+PAGE = course.ROOT / "book" / "instructor_guide.md"
+ASSIGNMENT = "ex00_how_to_use"
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+
+
+def page_commands() -> list[str]:
+    """The command lines of the page's ```bash blocks, in order."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", PAGE.read_text(), flags=re.MULTILINE | re.DOTALL)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def run(course_dir: Path, command: str) -> subprocess.CompletedProcess:
+    """Run one command of the page the way the page says: in bash, with the venv activated."""
+    result = subprocess.run(
+        ["bash", "-c", f". .venv/bin/activate && {command}"],
+        cwd=course_dir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL")},
+    )
+    assert result.returncode == 0, f"`{command}` exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture
+def course_dir(tmp_path) -> Path:
+    """A copy of the course as an instructor has it: config, sources, Makefile and a built venv."""
+    c = course.make_course(tmp_path)
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(course.ROOT / name, c / name)
+    os.symlink(sys.prefix, c / ".venv")  # the venv this test runs in; its install stamp is current
+    stamp = Path(sys.prefix) / ".installed"
+    if not stamp.exists() or stamp.stat().st_mtime < (c / "pyproject.toml").stat().st_mtime:
+        pytest.skip("run through `make test`, which builds .venv and its install stamp")
+    return c
+
+
+def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
+    commands = page_commands()
+    expected = [
+        ". .venv/bin/activate",
+        "nbgrader db student import students.csv",
+        "make release",
+        f"nbgrader generate_assignment {ASSIGNMENT} --force",
+        f"nbgrader zip_collect {ASSIGNMENT}",
+        f"nbgrader autograde {ASSIGNMENT}",
+        f"nbgrader generate_feedback {ASSIGNMENT}",
+        "nbgrader export --to grades.csv",
+    ]
+    # The page and this test change together: a command added to the page must be run here.
+    assert commands == expected, f"the guide's commands changed; update this test:\n{commands}"
+
+    (course_dir / "students.csv").write_text(
+        "id,first_name,last_name,email\n"
+        "doejane,Jane,Doe,jane@example.edu\nroe,Richard,Roe,richard@example.edu\n"
+        "moe,Mo,Ede,mo@example.edu\nabsent,Al,Sent,al@example.edu\n"
+    )
+    run(course_dir, commands[0])
+    run(course_dir, commands[1])
+    run(course_dir, commands[2])
+    run(course_dir, commands[3])
+    released = course_dir / "exercises" / ASSIGNMENT / NOTEBOOK
+    assert course.read_json(released) == course.read_json(course.ROOT / "exercises" / ASSIGNMENT / NOTEBOOK)
+
+    # An LMS download with two submissions (one a late resubmission), and one handed in directly.
+    source = course_dir / "solutions" / ASSIGNMENT / NOTEBOOK
+    archive = course_dir / "downloaded" / ASSIGNMENT / "archive"
+    archive.mkdir(parents=True)
+    with zipfile.ZipFile(archive / "submissions.zip", "w") as z:
+        z.writestr(f"doejane_1234_5678_{NOTEBOOK}", nbformat.writes(course.filled_submission(released, source)))
+        z.writestr(f"roe_late_99_100_{ASSIGNMENT}-1.ipynb", released.read_text())
+    wrong = {"sigmoid": "def sigmoid(z):\n    return 1.0 / (1.0 + np.exp(-z))\n"}
+    course.submit(course_dir, "moe", ASSIGNMENT, NOTEBOOK, course.filled_submission(released, source, wrong))
+    run(course_dir, commands[4])
+    assert sorted(p.name for p in (course_dir / "submitted").iterdir()) == ["doejane", "moe", "roe"]
+
+    run(course_dir, commands[5])
+    for student in ("doejane", "moe", "roe"):
+        assert (course_dir / "autograded" / student / ASSIGNMENT / NOTEBOOK).exists()
+
+    # What the formgrader does when the instructor types a score for a written answer.
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("written", ASSIGNMENT, ASSIGNMENT, "doejane")  # the notebook is named like its assignment
+        grade.manual_score = 1.5
+        gb.db.commit()
+
+    run(course_dir, commands[6])
+    report = (course_dir / "feedback" / "doejane" / ASSIGNMENT / NOTEBOOK.replace(".ipynb", ".html")).read_text()
+    assert "10.5" in report and "11" in report  # 9 autograded + 1.5 by hand, of 11
+
+    run(course_dir, commands[7])
+    with open(course_dir / "grades.csv", newline="") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == ASSIGNMENT}
+    assert set(rows) == {"doejane", "roe", "moe", "absent"}
+    assert {s: float(r["score"]) for s, r in rows.items()} == {"doejane": 10.5, "moe": 7.0, "roe": 0.0, "absent": 0.0}
+    assert {float(r["max_score"]) for r in rows.values()} == {11.0}
+    assert rows["doejane"]["last_name"] == "Doe"
