@@ -138,3 +138,107 @@ def test_check_gradient_accepts_the_right_gradient_and_names_the_worst_entry():
     wrong[1, 2] += 0.5
     with pytest.raises(GradingError, match=r"dx fails the finite-difference check.*Worst entry \(1, 2\)"):
         grading.check_gradient(loss, x, wrong, name="dx")
+
+
+# --- recurrent cells: step/sequence forward and backward checks, with their diagnoses ---------
+
+
+def rnn_step(x, h_prev, p, transpose=False):
+    W_hh = p["W_hh"].T if transpose else p["W_hh"]
+    h = np.tanh(x @ p["W_xh"] + h_prev @ W_hh + p["b_h"])
+    return h, (x, h_prev, h, p)
+
+
+def rnn_step_back(dh, cache, tanh_grad=True):
+    x, h_prev, h, p = cache
+    da = dh * (1 - h * h) if tanh_grad else dh
+    return da @ p["W_xh"].T, da @ p["W_hh"].T, {"W_xh": x.T @ da, "W_hh": h_prev.T @ da, "b_h": da.sum(0)}
+
+
+def rnn_seq(xs, h0, p, feed=True):
+    h, hs, caches = h0, [], []
+    for x in xs:
+        h_new, cache = rnn_step(x, h if feed else h0, p)
+        h = h_new
+        hs.append(h_new)
+        caches.append(cache)
+    return np.stack(hs), caches
+
+
+def rnn_seq_back(dhs, caches, carry=True):
+    dh, dxs, grads = np.zeros_like(dhs[0]), [], None
+    for t in reversed(range(len(caches))):
+        dx, dh_prev, g = rnn_step_back(dhs[t] + dh, caches[t])
+        dh = dh_prev if carry else dh_prev * 0
+        dxs.append(dx)
+        grads = g if grads is None else {k: grads[k] + g[k] for k in g}
+    return np.stack(dxs[::-1]), dh, grads
+
+
+STEP_CASES = [(1, 3, 4, 5, 0), (1, 1, 2, 3, 1, np.float32)]
+SEQ_CASES = [(4, 3, 2, 5, 2), (1, 2, 3, 4, 3)]
+
+
+def test_correct_cells_pass_forward_and_backward_checks():
+    grading.check_forward(rnn_step, "rnn", step=True, name="rnn_step_forward", cases=STEP_CASES)
+    grading.check_forward(rnn_seq, "rnn", step=False, name="rnn_forward", cases=SEQ_CASES)
+    grading.check_backward(rnn_step, rnn_step_back, "rnn", step=True, name="rnn_step_backward",
+                           fwd_name="rnn_step_forward", cases=STEP_CASES[:1])
+    grading.check_backward(rnn_seq, rnn_seq_back, "rnn", step=False, name="rnn_backward",
+                           fwd_name="rnn_forward", cases=SEQ_CASES)
+
+
+def test_isolation_probes_name_the_transposed_term():
+    with pytest.raises(GradingError, match=r"find the error in: h_prev @ W_hh\. "):
+        grading.check_forward(lambda x, h, p: rnn_step(x, h, p, transpose=True), "rnn", step=True,
+                              name="rnn_step_forward", cases=STEP_CASES)
+
+
+def test_isolation_probes_name_the_swapped_lstm_gates():
+    sig = stable_sigmoid
+
+    def swapped(x, h, c, p):
+        a = {g: x @ p[f"W_x{g}"] + h @ p[f"W_h{g}"] + p[f"b_{g}"] for g in "ifoc"}
+        f, i, o = sig(a["i"]), sig(a["f"]), sig(a["o"])  # input and forget gates swapped
+        c_new = f * c + i * np.tanh(a["c"])
+        return o * np.tanh(c_new), c_new, None
+
+    with pytest.raises(GradingError) as err:
+        grading.check_forward(swapped, "lstm", step=True, name="lstm_step_forward", cases=STEP_CASES[:1])
+    message = str(err.value)
+    assert "W_xi (input gate)" in message and "W_xf (forget gate)" in message
+    assert "W_xo" not in message and "W_xc" not in message
+
+
+def test_sequence_failures_say_whether_the_step_function_is_to_blame():
+    seq = lambda xs, h0, p: rnn_seq(xs, h0, p, feed=False)  # noqa: E731
+    with pytest.raises(GradingError, match="first wrong time step is t = 1.*rnn_step_forward is right"):
+        grading.check_forward(seq, "rnn", step=False, name="rnn_forward", cases=SEQ_CASES,
+                              student_step=rnn_step, step_name="rnn_step_forward")
+    bad_step = lambda x, h, p: rnn_step(x, h, p, transpose=True)  # noqa: E731
+    with pytest.raises(GradingError, match="rnn_step_forward is already wrong on the first step"):
+        grading.check_forward(lambda xs, h0, p: (bad_step(xs[0], h0, p)[0][None].repeat(len(xs), 0), None), "rnn",
+                              step=False, name="rnn_forward", cases=SEQ_CASES, student_step=bad_step,
+                              step_name="rnn_step_forward")
+
+
+def test_backward_checks_name_the_broken_gradient_and_where_in_time():
+    with pytest.raises(GradingError, match=r"dx from rnn_step_backward fails the gradient check"):
+        grading.check_backward(rnn_step, lambda dh, c: rnn_step_back(dh, c, tanh_grad=False), "rnn", step=True,
+                               name="rnn_step_backward", fwd_name="rnn_step_forward", cases=STEP_CASES[:1])
+    with pytest.raises(GradingError, match=r"wrong at t = \[0, 1, 2\] \(earlier steps only"):
+        grading.check_backward(rnn_seq, lambda d, c: rnn_seq_back(d, c, carry=False), "rnn", step=False,
+                               name="rnn_backward", fwd_name="rnn_forward", cases=SEQ_CASES[:1])
+
+
+def test_a_backward_is_judged_against_the_students_own_forward():
+    """A transposed forward with its consistent backward loses the forward's points only."""
+    fwd = lambda x, h, p: rnn_step(x, h, p, transpose=True)  # noqa: E731
+
+    def back(dh, cache):
+        x, h_prev, h, p = cache
+        da = dh * (1 - h * h)
+        return da @ p["W_xh"].T, da @ p["W_hh"], {"W_xh": x.T @ da, "W_hh": (h_prev.T @ da).T, "b_h": da.sum(0)}
+
+    grading.check_backward(fwd, back, "rnn", step=True, name="rnn_step_backward", fwd_name="rnn_step_forward",
+                           cases=STEP_CASES[:1])
