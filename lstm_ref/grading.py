@@ -41,6 +41,10 @@ __all__ = [
     "check_cases",
     "substitute",
     "trusted",
+    "step_loop",
+    "check_forward",
+    "check_backward",
+    "cell_case",
     "check_gradient",
     "check_numpy_intact",
     "random_inputs",
@@ -584,6 +588,29 @@ def check_forward(
                 if isinstance(g, _NDARRAY) and g.shape == e.shape and g.dtype == e.dtype:
                     message += _probe(student_fn, family, step, x, states, params, atol, name)
                 raise GradingError(message) from None
+
+
+def step_loop(family: str) -> Callable:
+    """A trusted sequence forward that loops the reference step and caches the list of step caches.
+
+    The exercises fix the cache of a sequence forward as the list of its steps' caches, in time
+    order; a student's sequence backward is then tested on the caches this function makes, so
+    a bug in the student's own sequence forward is not charged to the backward as well.
+    Returns f(xs, *states, params) -> (hs[, cs], [cache_0, ..., cache_{T-1}]).
+    """
+    n_states, _, ref_step, *_ = _family(family)
+
+    def loop(xs, *args):
+        *states, params = args
+        outs, caches = [[] for _ in range(n_states)], []
+        for x in xs:
+            *states, cache = ref_step(x, *states, params)
+            for n in range(n_states):
+                outs[n].append(states[n])
+            caches.append(cache)
+        return (*(np.stack(o) for o in outs), caches)
+
+    return trusted(loop)
 
 
 def _first_bad_step(got, expected, atol) -> str:
