@@ -7,6 +7,7 @@ as in PyTorch's default: a sequence is (T, N, D), hidden states are (T, N, H).
 Importing this package never imports torch; ``lstm_ref.torch_interop`` does, when asked for.
 """
 
+from . import data, gradients
 from .activations import dsigmoid, dtanh, sigmoid, sigmoid_grad, tanh, tanh_grad
 from .gradcheck import directional_check, numerical_gradient, rel_error
 from .gru import (
