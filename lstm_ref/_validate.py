@@ -156,3 +156,23 @@ def check_rng(rng) -> None:
         raise ValueError(
             f"rng must be a numpy Generator, e.g. np.random.default_rng(0); got a {type(rng).__name__}."
         )
+
+
+def check_cell_inputs(family: str, x, states: Mapping[str, np.ndarray], params, param_shapes) -> None:
+    """Check one step's inputs: x (N, D), each state (N, H), the parameter dict, one dtype.
+
+    states maps names to arrays in order ({"h_prev": ..., "c_prev": ...}); H is read off the
+    first. param_shapes(D, H) gives the expected parameter shapes.
+    """
+    check_array("x", x, (None, None), "(N, D)")
+    N, D = x.shape
+    if N == 0:
+        raise ValueError(f"x must hold at least one sample; got N = 0 (shape {x.shape}).")
+    names = list(states)
+    check_array(names[0], states[names[0]], (N, None), "(N, H)")
+    H = states[names[0]].shape[1]
+    for name in names[1:]:
+        check_array(name, states[name], (N, H), "(N, H)")
+    check_params(family, params, param_shapes(D, H), f"D = {D} from x, H = {H} from {names[0]}")
+    first = next(iter(param_shapes(D, H)))
+    check_same_dtype({"x": x, **states, f"params[{first!r}]": params[first]})

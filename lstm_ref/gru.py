@@ -17,12 +17,10 @@ import numpy as np
 
 from ._validate import (
     Cache,
-    check_array,
+    check_cell_inputs,
     check_cache,
     check_like,
-    check_params,
     check_rng,
-    check_same_dtype,
     check_sequence,
     check_sizes,
 )
@@ -76,14 +74,7 @@ def count_gru_params(D: int, H: int, biases: int = 1) -> int:
 
 
 def _check_step_inputs(x, h_prev, params) -> None:
-    check_array("x", x, (None, None), "(N, D)")
-    N, D = x.shape
-    if N == 0:
-        raise ValueError(f"x must hold at least one sample; got N = 0 (shape {x.shape}).")
-    check_array("h_prev", h_prev, (N, None), "(N, H)")
-    H = h_prev.shape[1]
-    check_params("GRU", params, gru_param_shapes(D, H), f"D = {D} from x, H = {H} from h_prev")
-    check_same_dtype({"x": x, "h_prev": h_prev, "params['W_xz']": params["W_xz"]})
+    check_cell_inputs("GRU", x, {"h_prev": h_prev}, params, gru_param_shapes)
 
 
 def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, params: dict) -> tuple[np.ndarray, Cache]:

@@ -19,12 +19,10 @@ import numpy as np
 
 from ._validate import (
     Cache,
-    check_array,
+    check_cell_inputs,
     check_cache,
     check_like,
-    check_params,
     check_rng,
-    check_same_dtype,
     check_sequence,
     check_sizes,
 )
@@ -87,15 +85,7 @@ def count_lstm_params(D: int, H: int, biases: int = 1) -> int:
 
 
 def _check_step_inputs(x, h_prev, c_prev, params) -> None:
-    check_array("x", x, (None, None), "(N, D)")
-    N, D = x.shape
-    if N == 0:
-        raise ValueError(f"x must hold at least one sample; got N = 0 (shape {x.shape}).")
-    check_array("h_prev", h_prev, (N, None), "(N, H)")
-    H = h_prev.shape[1]
-    check_array("c_prev", c_prev, (N, H), "(N, H)")
-    check_params("LSTM", params, lstm_param_shapes(D, H), f"D = {D} from x, H = {H} from h_prev")
-    check_same_dtype({"x": x, "h_prev": h_prev, "c_prev": c_prev, "params['W_xi']": params["W_xi"]})
+    check_cell_inputs("LSTM", x, {"h_prev": h_prev, "c_prev": c_prev}, params, lstm_param_shapes)
 
 
 def lstm_step_forward(
