@@ -17,3 +17,11 @@ def rng(request) -> np.random.Generator:
     seed = zlib.crc32(request.node.nodeid.encode())  # stable across runs, unlike hash()
     request.node.user_properties.append(("seed", seed))
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    """The book, built once per test session as `make book` builds it (see book_build.py)."""
+    import book_build
+
+    return book_build.build_book(tmp_path_factory.mktemp("book"))

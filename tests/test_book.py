@@ -4,33 +4,13 @@ as `make book` builds it, with warnings as errors and every page executed afresh
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from book_build import PLAN, ROOT, toc_pages
+
 BIB_KEYS = ("hochreiter1997lstm", "gers2000forget", "bengio1994difficult", "pascanu2013difficulty", "werbos1990bptt")
-
-
-def toc_pages() -> list[str]:
-    """Every page of _toc.yml, root first, as paths without extension relative to the repo root."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                pages.append(entry["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(entry.get(key))
-
-    walk(toc.get("parts"))
-    walk(toc.get("chapters"))
-    return pages
 
 
 def test_every_toc_page_exists_and_is_a_jupytext_myst_notebook():
@@ -48,41 +28,19 @@ def test_every_toc_page_exists_and_is_a_jupytext_myst_notebook():
         assert header.get("kernelspec", {}).get("name") == "python3", f"{page}.md: the header needs kernelspec name python3"
 
 
-@dataclass
-class Build:
-    command: str
-    returncode: int
-    problems: list[str]  # the log's warning and error lines, to show when the build fails
-    log: str
-    html: Path
-
-    def check(self) -> None:
-        # The exit code is the verdict: -W turns every Sphinx warning into a failure, and
-        # raise_on_error a failing cell. The log also carries the kernels' own stderr (ipykernel
-        # sometimes logs a traceback while shutting down), which is not the book's business.
-        assert self.returncode == 0, (
-            f"`{self.command}` exited {self.returncode}; warnings and errors:\n" + "\n".join(self.problems)
-            + f"\n--- end of the log ---\n{self.log[-3000:]}"
+def test_chapters_follow_the_plan_in_order_and_open_with_their_labels():
+    pages = toc_pages()
+    planned = [p for p in pages if p in PLAN]
+    assert planned == [p for p in PLAN if p in planned], f"the chapters in _toc.yml are out of order: {planned}"
+    written = sorted(str(p.relative_to(ROOT).with_suffix("")) for p in (ROOT / "book").glob("*.md"))
+    missing = [p for p in written if p not in pages]
+    assert not missing, f"pages in book/ that _toc.yml does not list (so the book never shows them): {missing}"
+    for page in planned:
+        label, title = PLAN[page]
+        text = (ROOT / f"{page}.md").read_text()
+        assert re.search(rf"^\({re.escape(label)}\)=\n# {re.escape(title)}", text, flags=re.MULTILINE), (
+            f"{page}.md should open with the label ({label})= and the heading '# {title}'"
         )
-
-
-@pytest.fixture(scope="module")
-def book(tmp_path_factory) -> Build:
-    """Build as `make book` does (-W -n --keep-going), but forcing execution and into a temporary
-    folder, so neither the committed _config.yml nor the execution cache in _build is touched."""
-    tmp = tmp_path_factory.mktemp("book")
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert config["execute"]["execute_notebooks"] == "cache"
-    config["execute"]["execute_notebooks"] = "force"
-    (tmp / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going",
-           "--config", str(tmp / "_config.yml"), "--path-output", str(tmp)]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    log = result.stdout + result.stderr
-    problems = [line for line in log.splitlines()
-                if re.search(r"WARNING|ERROR|Error|Exception", line) and "[IPKernelApp]" not in line]
-    return Build(" ".join(cmd), result.returncode, problems, log, tmp / "_build" / "html")
 
 
 @pytest.mark.slow
@@ -95,10 +53,9 @@ def test_book_builds_warning_free_with_every_page(book):
 
 @pytest.mark.slow
 def test_repository_issues_launch_and_download_buttons_come_from_the_one_repository_url(book):
-    book.check()
+    chapter = book.page("book/00_how_to_use")
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
     org_repo = repo.removeprefix("https://github.com/")
-    chapter = (book.html / "book" / "00_how_to_use.html").read_text()
     for link in (
         f'href="{repo}"',                                                           # repository button
         f'href="{repo}/issues/new?',                                                # issues button
@@ -113,8 +70,7 @@ def test_repository_issues_launch_and_download_buttons_come_from_the_one_reposit
 
 @pytest.mark.slow
 def test_chapter_0_has_its_figure_and_citations_resolve_to_the_bibliography(book):
-    book.check()
-    chapter = (book.html / "book" / "00_how_to_use.html").read_text()
+    chapter = book.page("book/00_how_to_use")
     figure = re.search(r'<figure[^>]*id="fig-activations".*?</figure>', chapter, flags=re.DOTALL)
     assert figure, "chapter 0 has no figure named fig-activations"
     assert re.search(r'<img[^>]*src="[^"]+\.png"', figure.group(0)), "the fig-activations figure has no rendered image"

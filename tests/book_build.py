@@ -1,0 +1,141 @@
+"""Building the book for the tests: the whole book as `make book` builds it, or a few chapters.
+
+The whole book is built from the repository root with warnings as errors and every page
+executed afresh. While editing one chapter, a maintainer can build just that chapter (and any
+others) by setting BOOK_PAGES, e.g.
+
+    BOOK_PAGES=book/03_vanishing_exploding pytest tests/test_chapter_03.py
+
+Then the book is built from a copy in which every other page of the plan below is a page with
+only its label and title, so cross-references to it still resolve and the build stays
+warning-free; the tests of pages that were left out are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every page of the book in the plan of COURSE_DESIGN section 3: path, label of its first heading, title.
+PLAN = {
+    "book/00_how_to_use": ("ch-how-to-use", "0. How to use this course"),
+    "book/01_feedforward_limits": ("ch-feedforward-limits", "1. Why feedforward networks are not enough"),
+    "book/02_rnn_bptt": ("ch-rnn-bptt", "2. Recurrent networks and backpropagation through time"),
+    "book/03_vanishing_exploding": ("ch-vanishing-exploding", "3. Vanishing and exploding gradients"),
+    "book/04_lstm_forward": ("ch-lstm-forward", "4. The LSTM, gate by gate"),
+    "book/05_lstm_backward": ("ch-lstm-backward", "5. Backpropagation through the LSTM"),
+    "book/06_lstm_in_practice": ("ch-lstm-in-practice", "6. LSTMs in practice"),
+    "book/instructor_guide": ("instructor-guide", "Instructor guide"),
+}
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def toc_pages(toc_file: Path = ROOT / "_toc.yml") -> list[str]:
+    """Every page of a table of contents, root first, as paths without extension relative to the root."""
+    toc = yaml.safe_load(toc_file.read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                pages.append(entry["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return pages
+
+
+@dataclass
+class Build:
+    command: str
+    returncode: int
+    problems: list[str]  # the log's warning and error lines, to show when the build fails
+    log: str
+    html: Path
+    placeholders: set[str] = field(default_factory=set)  # pages left out of a partial build
+
+    def check(self) -> None:
+        # The exit code is the verdict: -W turns every Sphinx warning into a failure, and
+        # raise_on_error a failing cell. The log also carries the kernels' own stderr (ipykernel
+        # sometimes logs a traceback while shutting down), which is not the book's business.
+        assert self.returncode == 0, (
+            f"`{self.command}` exited {self.returncode}; warnings and errors:\n" + "\n".join(self.problems)
+            + f"\n--- end of the log ---\n{self.log[-3000:]}"
+        )
+
+    def page(self, page: str) -> str:
+        """The built HTML of a page ("book/03_vanishing_exploding"); skips if a partial build left it out."""
+        self.check()
+        if page in self.placeholders:
+            pytest.skip(f"{page} is not in BOOK_PAGES")
+        path = self.html / f"{page}.html"
+        assert path.is_file(), f"{page}.html is missing from the built book"
+        return path.read_text()
+
+
+def _partial_source(dest: Path, pages: list[str]) -> tuple[Path, set[str]]:
+    """A copy of the book in dest where only `pages` (and the index and references) are real."""
+    unknown = set(pages) - set(PLAN)
+    assert not unknown, f"BOOK_PAGES names pages that are not in the plan: {sorted(unknown)}"
+    src = dest / "src"
+    shutil.copytree(ROOT / "book", src / "book")
+    shutil.copy(ROOT / "references.bib", src / "references.bib")
+    placeholders = set()
+    for page, (label, title) in PLAN.items():
+        if page not in pages:
+            (src / f"{page}.md").write_text(f"{HEADER}\n({label})=\n# {title}\n\nLeft out of this build.\n")
+            placeholders.add(page)
+    chapters = [{"file": p} for p in PLAN if p != "book/instructor_guide"]
+    toc = {"format": "jb-book", "root": "book/index", "parts": [
+        {"caption": "Chapters", "chapters": chapters},
+        {"caption": "For instructors", "chapters": [{"file": "book/instructor_guide"}]},
+        {"caption": "Back matter", "chapters": [{"file": "book/references"}]},
+    ]}
+    (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    return src, placeholders
+
+
+def build_book(tmp: Path) -> Build:
+    """Build as `make book` does (-W -n --keep-going), forcing execution, into tmp.
+
+    Neither the committed _config.yml nor the execution cache in _build is touched.
+    """
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "cache"
+    config["execute"]["execute_notebooks"] = "force"
+    pages = [p.strip() for p in os.environ.get("BOOK_PAGES", "").split(",") if p.strip()]
+    if pages:
+        source, placeholders = _partial_source(tmp, pages)
+    else:
+        source, placeholders = ROOT, set()
+    (tmp / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going",
+           "--config", str(tmp / "_config.yml"), "--toc", str(source / "_toc.yml"), "--path-output", str(tmp)]
+    result = subprocess.run(cmd, cwd=source, capture_output=True, text=True, timeout=1500)
+    log = result.stdout + result.stderr
+    problems = [line for line in log.splitlines()
+                if re.search(r"WARNING|ERROR|Error|Exception", line) and "[IPKernelApp]" not in line]
+    return Build(" ".join(cmd), result.returncode, problems, log, tmp / "_build" / "html", placeholders)
