@@ -111,7 +111,7 @@ def _partial_source(dest: Path, pages: list[str]) -> tuple[Path, set[str]]:
     toc = {"format": "jb-book", "root": "book/index", "parts": [
         {"caption": "Chapters", "chapters": chapters},
         {"caption": "For instructors", "chapters": [{"file": "book/instructor_guide"}]},
-        {"caption": "Back matter", "chapters": [{"file": "book/references"}]},
+        {"caption": "Back matter", "chapters": [{"file": "book/glossary"}, {"file": "book/references"}]},
     ]}
     (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     return src, placeholders
