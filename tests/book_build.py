@@ -101,6 +101,7 @@ def _partial_source(dest: Path, pages: list[str]) -> tuple[Path, set[str]]:
     assert not unknown, f"BOOK_PAGES names pages that are not in the plan: {sorted(unknown)}"
     src = dest / "src"
     shutil.copytree(ROOT / "book", src / "book")
+    shutil.copytree(ROOT / "exercises", src / "exercises")  # the chapters' download links
     shutil.copy(ROOT / "references.bib", src / "references.bib")
     placeholders = set()
     for page, (label, title) in PLAN.items():
