@@ -130,3 +130,15 @@ def test_every_chapter_ends_with_an_exercise_box_that_links_its_notebook(book):
         for launch in (f"https://mybinder.org/v2/gh/{ORG_REPO}/{branch}?urlpath=lab/tree/{notebook}",
                        f"https://colab.research.google.com/github/{ORG_REPO}/blob/{branch}/{notebook}"):
             assert launch in links, f"{page}: the exercise box lacks the launch link {launch}"
+
+
+def test_every_chapter_links_its_terms_to_the_glossary(book):
+    book.check()
+    glossary = BeautifulSoup((book.html / "book" / "glossary.html").read_text(), "html.parser")
+    terms = {dt["id"] for dt in glossary.select("dl.glossary dt[id]")}
+    assert len(terms) >= 20, f"the glossary has only {len(terms)} terms"
+    for page, _ in _chapters(book):
+        article = _article(BeautifulSoup((book.html / f"{page}.html").read_text(), "html.parser"))
+        linked = {a["href"].split("#")[1] for a in article.find_all("a", href=True) if a["href"].startswith("glossary.html#")}
+        assert linked <= terms, f"{page} links glossary anchors that do not exist: {linked - terms}"
+        assert len(linked) >= 3, f"{page} links only {sorted(linked)} to the glossary; link each term's first use with {{term}}"
