@@ -1,0 +1,262 @@
+"""Chapter 2, recurrent networks and BPTT: the page's figures, the numbers it prints, and the
+claims behind them, recomputed here independently with PyTorch autograd.
+
+The tests that read the built page are marked slow and use the session-wide `book` fixture;
+build this chapter alone with
+
+    BOOK_PAGES=book/02_rnn_bptt pytest tests/test_chapter_02.py
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import lstm_ref
+from book_build import ROOT
+from lstm_ref.gradients import scale_to_spectral_radius, spectral_radius
+
+PAGE = "book/02_rnn_bptt"
+SOURCE = ROOT / f"{PAGE}.md"
+NOTEBOOK = ROOT / "solutions" / "ex02_rnn_bptt" / "ex02_rnn_bptt.ipynb"
+FLOAT = r"([0-9]\.[0-9]+e[+-][0-9]+)"
+
+
+def _text(page_html: str) -> str:
+    """The page's visible text, tags stripped and entities decoded (code outputs keep their lines)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page_html))
+
+
+def _figure(page_html: str, name: str) -> str:
+    match = re.search(rf'<figure[^>]*id="{name}".*?</figure>', page_html, flags=re.DOTALL)
+    assert match, f"the page has no figure named {name}"
+    return match.group(0)
+
+
+def _prose(source: str) -> str:
+    """The chapter without its front matter, code cells and display math."""
+    text = re.sub(r"\A---\n.*?\n---\n", "", source, flags=re.DOTALL)
+    text = re.sub(r"```\{code-cell\}.*?```", "", text, flags=re.DOTALL)
+    return re.sub(r"\$\$.*?\$\$", "", text, flags=re.DOTALL)
+
+
+# ---------------------------------------------------------------------------------------------
+# The truncation experiment of the chapter, rebuilt here: the same seeds and sizes as the
+# chapter's setup cell, but the gradients come from torch autograd with h.detach().
+
+SEED, T, N, D, H = 2, 30, 4, 3, 16
+RADII = (0.5, 1.0, 1.5)
+
+
+def _truncation_setup():
+    """xs (T, N, D), h0 (N, H), g_last (N, H) and one parameter dict per spectral radius."""
+    rng = np.random.default_rng(SEED)
+    xs = rng.standard_normal((T, N, D))
+    h0 = np.tanh(rng.standard_normal((N, H)))
+    g_last = rng.standard_normal((N, H))
+    base = lstm_ref.init_rnn_params(D, H, rng)
+    nets = {rho: {**base, "W_hh": scale_to_spectral_radius(base["W_hh"], rho)} for rho in RADII}
+    return xs, h0, g_last, nets
+
+
+def _torch_truncated(xs, h0, params, g_last, k):
+    """Autograd gradients of sum(g_last * h_{T-1}), the state detached before the last k steps.
+
+    Returns dxs (T, N, D) and {"W_xh", "W_hh", "b_h"} as numpy arrays.
+    """
+    leaves = {name: torch.tensor(value, requires_grad=True) for name, value in params.items()}
+    xs_t = torch.tensor(xs, requires_grad=True)
+    h = torch.tensor(h0)
+    for t in range(len(xs)):
+        if t == len(xs) - k:
+            h = h.detach()  # the window starts here: no gradient reaches further back
+        h = torch.tanh(xs_t[t] @ leaves["W_xh"] + h @ leaves["W_hh"] + leaves["b_h"])
+    (h * torch.tensor(g_last)).sum().backward()
+    return xs_t.grad.numpy(), {name: leaf.grad.numpy() for name, leaf in leaves.items()}
+
+
+def _lstm_ref_truncated(xs, h0, params, g_last, k):
+    """The same gradients from lstm_ref: full forward, then BPTT over the last k steps only."""
+    hs, _ = lstm_ref.rnn_forward(xs, h0, params)
+    start = len(xs) - k
+    _, cache = lstm_ref.rnn_forward(xs[start:], h0 if start == 0 else hs[start - 1], params)
+    dhs = np.zeros((k, *h0.shape))
+    dhs[-1] = g_last
+    dxs_window, _, grads = lstm_ref.rnn_backward(dhs, cache)
+    dxs = np.zeros_like(xs)
+    dxs[start:] = dxs_window
+    return dxs, grads
+
+
+def test_truncation_setup_has_the_spectral_radii_the_chapter_names():
+    _, _, _, nets = _truncation_setup()
+    for rho, params in nets.items():
+        radius = np.max(np.abs(np.linalg.eigvals(params["W_hh"])))
+        assert radius == pytest.approx(rho, rel=1e-10), f"W_hh scaled to {rho} has spectral radius {radius}"
+        assert spectral_radius(params["W_hh"]) == pytest.approx(radius, rel=1e-10)
+
+
+def test_truncated_bptt_with_lstm_ref_matches_torch_autograd_with_detach():
+    xs, h0, g_last, nets = _truncation_setup()
+    for rho, params in nets.items():
+        for k in range(1, T + 1):
+            dxs, grads = _lstm_ref_truncated(xs, h0, params, g_last, k)
+            dxs_t, grads_t = _torch_truncated(xs, h0, params, g_last, k)
+            assert lstm_ref.rel_error(dxs, dxs_t) < 1e-12, f"rho = {rho}, k = {k}: dxs differ from torch"
+            for name in grads:
+                err = lstm_ref.rel_error(grads[name], grads_t[name])
+                assert err < 1e-12, f"rho = {rho}, k = {k}: d{name} differs from torch (rel_error {err:.1e})"
+
+
+def test_truncated_gradient_equals_the_full_one_only_when_the_window_covers_the_sequence():
+    xs, h0, g_last, nets = _truncation_setup()
+    for rho, params in nets.items():
+        hs = torch.tensor(lstm_ref.rnn_forward(xs, h0, params)[0])
+        leaves = {name: torch.tensor(value, requires_grad=True) for name, value in params.items()}
+        h = torch.tensor(h0)
+        for t in range(T):  # full BPTT by autograd, no detach anywhere
+            h = torch.tanh(torch.tensor(xs[t]) @ leaves["W_xh"] + h @ leaves["W_hh"] + leaves["b_h"])
+        assert torch.allclose(h, hs[-1], rtol=0, atol=1e-14)
+        (h * torch.tensor(g_last)).sum().backward()
+        full = leaves["W_hh"].grad.numpy()
+        for k in range(1, T + 1):
+            dxs, grads = _lstm_ref_truncated(xs, h0, params, g_last, k)
+            err = lstm_ref.rel_error(grads["W_hh"], full)
+            if k == T:
+                assert err < 1e-13, f"rho = {rho}: truncation at k = T should be full BPTT; rel_error {err:.1e}"
+            else:
+                # far above the ~1e-15 at which lstm_ref and torch agree on the same quantity
+                assert err > 1e-12, f"rho = {rho}, k = {k}: the truncated dW_hh equals the full one"
+            assert not dxs[: T - k].any(), f"rho = {rho}, k = {k}: inputs before the window got a gradient"
+            assert np.all(np.abs(dxs[T - k :]).sum(axis=(1, 2)) > 0), f"rho = {rho}, k = {k}: a zero inside the window"
+
+
+def test_shared_weight_gradient_is_the_sum_of_the_per_step_terms_h_prev_T_da():
+    """Equations ch2-shared-sum and ch2-dWhh: give every step its own copy of W_hh in torch."""
+    rng = np.random.default_rng(7)
+    Ts, Ns, Ds, Hs = 6, 3, 4, 5
+    params = lstm_ref.init_rnn_params(Ds, Hs, rng)
+    xs, h0 = rng.standard_normal((Ts, Ns, Ds)), rng.standard_normal((Ns, Hs))
+    dhs = rng.standard_normal((Ts, Ns, Hs))
+    copies = [torch.tensor(params["W_hh"], requires_grad=True) for _ in range(Ts)]
+    W_xh, b_h = torch.tensor(params["W_xh"]), torch.tensor(params["b_h"])
+    h, h_prevs, pre, loss = torch.tensor(h0), [], [], 0.0
+    for t in range(Ts):
+        h_prevs.append(h.detach().numpy().copy())
+        a = torch.tensor(xs[t]) @ W_xh + h @ copies[t] + b_h  # (N, H)
+        a.retain_grad()
+        pre.append(a)
+        h = torch.tanh(a)
+        loss = loss + (h * torch.tensor(dhs[t])).sum()  # L = sum_t L_t
+    loss.backward()
+
+    _, cache = lstm_ref.rnn_forward(xs, h0, params)
+    _, _, grads = lstm_ref.rnn_backward(dhs, cache)
+    per_copy = [c.grad.numpy() for c in copies]
+    err = lstm_ref.rel_error(sum(per_copy), grads["W_hh"])
+    assert err < 1e-13, f"dW_hh is not the sum of the per-copy gradients (rel_error {err:.1e})"
+    for t in range(Ts):
+        term = h_prevs[t].T @ pre[t].grad.numpy()  # h_{t-1}^T da_t, (H, H)
+        assert lstm_ref.rel_error(per_copy[t], term) < 1e-13, f"step {t}: copy gradient is not h_(t-1)^T da_t"
+    assert lstm_ref.rel_error(per_copy[0], per_copy[-1]) > 1e-3, "the per-step terms should differ"
+
+
+# ---------------------------------------------------------------------------------------------
+# The source: length, labels, and the exercise box against the solution notebook.
+
+
+def test_chapter_opens_with_its_label_and_has_1500_to_3000_words_of_prose():
+    source = SOURCE.read_text()
+    assert re.search(r"^\(ch-rnn-bptt\)=\n# 2\. Recurrent networks and backpropagation through time$",
+                     source, flags=re.MULTILINE)
+    words = len(re.sub(r"\$[^$]*\$", "M", _prose(source)).split())  # inline math counts as one word
+    assert 1500 <= words <= 3000, f"chapter 2 has {words} words of prose"
+
+
+def test_equation_labels_carry_the_chapter_prefix_and_every_eq_reference_resolves():
+    source = SOURCE.read_text()
+    labels = re.findall(r"^\$\$ \(([^)]+)\)$", source, flags=re.MULTILINE)
+    assert labels, "no labelled equations"
+    assert all(label.startswith("ch2-") for label in labels), labels
+    assert len(set(labels)) == len(labels), "an equation label is used twice"
+    for needed in ("ch2-recurrence", "ch2-dh", "ch2-da", "ch2-dWxh", "ch2-dWhh", "ch2-db", "ch2-dx",
+                   "ch2-dhprev", "ch2-shared-sum"):
+        assert needed in labels, f"equation {needed} is missing"
+    unresolved = set(re.findall(r"\{eq\}`([^`]+)`", source)) - set(labels)
+    assert not unresolved, f"{{eq}} references to equations this page does not define: {unresolved}"
+
+
+def test_exercise_box_lists_the_notebooks_functions_with_their_points():
+    box = SOURCE.read_text().split("## Exercise", 1)[1]
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    points: dict[str, int] = {}
+    for cell in cells:
+        meta = cell["metadata"].get("nbgrader", {})
+        match = re.match(r"test_(\w+?)_(visible|hidden)$", meta.get("grade_id", ""))
+        if meta.get("grade") and match:
+            points[match.group(1)] = points.get(match.group(1), 0) + meta["points"]
+        elif meta.get("grade") and meta.get("solution"):
+            points["written"] = meta["points"]
+    functions = [f for f in points if f != "written"]
+    assert len(functions) == 4, points
+    for function in functions:
+        assert re.search(rf"`{function}\([^`]*\)`:.*?\({points[function]} points\)", box, flags=re.DOTALL), (
+            f"the exercise box should list {function} with {points[function]} points"
+        )
+    assert f"graded by hand ({points['written']} points)" in box
+
+
+# ---------------------------------------------------------------------------------------------
+# The built page.
+
+
+@pytest.mark.slow
+def test_page_has_the_unrolled_diagram_and_the_truncation_figure_with_images_and_alt_text(book):
+    page = book.page(PAGE)
+    for name in ("fig-ch2-unrolled", "fig-ch2-truncation"):
+        figure = _figure(page, name)
+        img = re.search(r'<img[^>]*src="[^"]+\.png"[^>]*>', figure)
+        assert img, f"the {name} figure has no rendered image"
+        alt = re.search(r'alt="([^"]*)"', img.group(0))
+        assert alt and len(alt.group(1).split()) >= 20, f"the {name} image lacks a descriptive alt text"
+        assert re.search(r"<figcaption", figure), f"the {name} figure has no caption"
+    assert "same arrays in every tanh box" in _figure(page, "fig-ch2-unrolled")
+
+
+@pytest.mark.slow
+def test_gradient_checks_printed_on_the_page_are_small(book):
+    text = _text(book.page(PAGE))
+    rows = dict(re.findall(rf"^(xs|h0|W_xh|W_hh|b_h)\s+\([0-9, ]+\)\s+{FLOAT}$", text, flags=re.MULTILINE))
+    assert set(rows) == {"xs", "h0", "W_xh", "W_hh", "b_h"}, f"finite-difference table not found: {rows}"
+    for name, value in rows.items():
+        assert float(value) < 1e-7, f"finite-difference rel_error of d{name} is {value}"
+    directional = re.search(rf"directional rel_error {FLOAT}", text)
+    assert directional and float(directional.group(1)) < 1e-7, "directional check missing or too large"
+    torch_diff = re.search(rf"max \|lstm_ref - torch\| over hs and all gradients: {FLOAT}", text)
+    assert torch_diff and float(torch_diff.group(1)) < 1e-12, "torch comparison missing or too large"
+    assert "weights survive the round trip: True" in text
+    assert "hs[1] is one step from hs[0]: True" in text
+
+
+@pytest.mark.slow
+def test_truncation_table_on_the_page_matches_torch_autograd(book):
+    text = _text(book.page(PAGE))
+    table = text.split("rel. error of the truncated dW_hh", 1)[1]
+    rows = re.findall(rf"^\s*(\d+)\s+{FLOAT}\s+{FLOAT}\s+{FLOAT}\s*$", table, flags=re.MULTILINE)
+    assert [int(r[0]) for r in rows] == [1, 5, 10, 20, T - 1, T], f"unexpected table rows: {rows}"
+    xs, h0, g_last, nets = _truncation_setup()
+    for row in rows:
+        k = int(row[0])
+        for printed, (rho, params) in zip(row[1:], nets.items()):
+            full = _torch_truncated(xs, h0, params, g_last, T)[1]["W_hh"]
+            truncated = _torch_truncated(xs, h0, params, g_last, k)[1]["W_hh"]
+            expected = lstm_ref.rel_error(truncated, full)
+            assert float(printed) == pytest.approx(expected, rel=6e-3, abs=1e-300), (
+                f"rho = {rho}, k = {k}: the page prints {printed}, torch gives {expected:.3e}"
+            )
+    assert f"k = 10: every dx_t with t < T - k is exactly zero: True" in text
