@@ -560,7 +560,9 @@ def check_forward(
     (T, N, D, H, seed) or (T, N, D, H, seed, dtype). On a mismatch the message names the first
     wrong entry and, from isolation probes, the term at fault; for a sequence it also says
     whether the student's step function (student_step) is already wrong, or at which time step
-    the sequence first goes wrong.
+    the sequence first goes wrong. Inside ``substitute(globals(), lstm_step_forward=...)`` the
+    name ``lstm_step_forward`` is the stand-in, so save the student's step under another name
+    before entering the block and pass that as student_step.
     """
     check_numpy_intact()
     n_states, _, ref_step, ref_seq, *_ = _family(family)
