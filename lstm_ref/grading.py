@@ -39,6 +39,7 @@ __all__ = [
     "compare",
     "check_elementwise",
     "check_cases",
+    "check_raises",
     "substitute",
     "trusted",
     "step_loop",
@@ -239,6 +240,15 @@ def _changed(a, b) -> bool:
     return False
 
 
+def _refuse_lstm_ref_calls(record: CallRecord, name: str) -> None:
+    if record.lstm_ref_calls:
+        called = list(dict.fromkeys(record.lstm_ref_calls))  # outermost call first
+        raise GradingError(
+            f"{name} calls into lstm_ref ({', '.join(called[:3])}) to produce its answer. The exercise is "
+            "to write it yourself with numpy: such an answer earns no points."
+        )
+
+
 def call_student(fn: Callable, *args, name: str, allow_warnings: bool = True, allow_mutation: bool = False, **kwargs):
     """Call a student's function on copies of the arguments and return (result, record).
 
@@ -260,14 +270,12 @@ def call_student(fn: Callable, *args, name: str, allow_warnings: bool = True, al
     except GradingError:
         raise
     except Exception as exc:  # the student's bug, reported in their terms
+        _refuse_lstm_ref_calls(record, name)  # an exception raised inside lstm_ref is not the student's
         shapes = ", ".join(_describe(a) for a in args)
-        raise GradingError(f"{name}({shapes}) raised {type(exc).__name__}: {exc}") from None
-    if record.lstm_ref_calls:
-        called = list(dict.fromkeys(record.lstm_ref_calls))  # outermost call first
-        raise GradingError(
-            f"{name} calls into lstm_ref ({', '.join(called[:3])}) to produce its answer. The exercise is "
-            "to write it yourself with numpy: such an answer earns no points."
-        )
+        error = GradingError(f"{name}({shapes}) raised {type(exc).__name__}: {exc}")
+        error.raised = exc  # for check_raises, which expects some inputs to be refused
+        raise error from None
+    _refuse_lstm_ref_calls(record, name)
     if not allow_mutation and (_changed(args, args_copy) or _changed(kwargs, kwargs_copy)):
         raise GradingError(
             f"{name} changed its input arrays in place. Work on a copy (x.copy()), or put back "
@@ -280,6 +288,24 @@ def call_student(fn: Callable, *args, name: str, allow_warnings: bool = True, al
     if record.stderr:
         print(f"Note: {name} wrote to stderr: {record.stderr.strip()[:200]}")
     return result, record
+
+
+def check_raises(student_fn: Callable, *args, exc: type = ValueError, name: str, why: str) -> None:
+    """Fail unless the student's function refuses these arguments by raising ``exc``.
+
+    student_fn: the function; args: the arguments it should refuse; exc: the exception class
+    expected (subclasses count); name: the function's name for messages; why: what is wrong with
+    the arguments, for the message ("the window is longer than the series"). Warnings and output
+    are contained as in call_student; calling into lstm_ref fails as it does there.
+    """
+    check_numpy_intact()
+    try:
+        result, _ = call_student(student_fn, *args, name=name)
+    except GradingError as err:
+        if isinstance(getattr(err, "raised", None), exc):
+            return
+        raise GradingError(f"{name} should raise {exc.__name__} here ({why}); instead: {err}") from None
+    raise GradingError(f"{name} should raise {exc.__name__} here ({why}); it returned {_describe(result)}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,6 +352,8 @@ def compare(
             f"{name}{where} has shape {got.shape}; expected {expected.shape}. "
             "Check which axis you reduced, stacked or transposed."
         )
+    if expected.ndim == 0:  # 0-d arithmetic gives numpy scalars, which the ndarray methods below reject
+        got, expected = _NDARRAY.reshape(got, (1,)), _NDARRAY.reshape(expected, (1,))
     if check_dtype and got.dtype != expected.dtype:
         raise GradingError(
             f"{name}{where} has dtype {got.dtype}; expected {expected.dtype}. "

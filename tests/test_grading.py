@@ -242,3 +242,24 @@ def test_a_backward_is_judged_against_the_students_own_forward():
 
     grading.check_backward(fwd, back, "rnn", step=True, name="rnn_step_backward", fwd_name="rnn_step_forward",
                            cases=STEP_CASES[:1])
+
+
+def test_check_raises_accepts_the_right_refusal_and_reports_anything_else():
+    def refuses(n):
+        if n < 1:
+            raise ValueError(f"n must be at least 1; got {n}")
+        return np.zeros(n)
+
+    grading.check_raises(refuses, 0, name="refuses", why="n < 1")
+    with pytest.raises(GradingError, match=r"should raise ValueError here \(n < 1\); it returned array of shape \(3,\)"):
+        grading.check_raises(refuses, 3, name="refuses", why="n < 1")
+    with pytest.raises(GradingError, match=r"should raise ValueError .* raised TypeError: no"):
+        grading.check_raises(lambda n: (_ for _ in ()).throw(TypeError("no")), 0, name="f", why="n < 1")
+    with pytest.raises(GradingError, match="calls into lstm_ref"):
+        grading.check_raises(lambda n: lstm_ref.data.make_windows(np.zeros(3), 5), 0, name="f", why="too long")
+
+
+def test_compare_handles_zero_dimensional_arrays():
+    grading.compare(np.array(2.0), np.array(2.0), name="norm", atol=1e-12)
+    with pytest.raises(GradingError, match="expected 2, got 3"):
+        grading.compare(np.array(3.0), np.array(2.0), name="norm", atol=1e-12)
