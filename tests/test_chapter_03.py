@@ -1,0 +1,202 @@
+"""Chapter 3, vanishing and exploding gradients: its numbers and curves, checked independently.
+
+The fast tests recompute the chapter's claims without the chapter's code: 0.9**100 and 1.1**100 in
+exact decimal arithmetic, the chapter's lag-norm curves by torch autograd through an RNN typed out
+again here (with the recurrent matrix rescaled by numpy's own eigenvalues, not lstm_ref's), and the
+linear-regime curves as norms of matrix powers. The slow tests read the built page: the printed
+numbers must agree with those recomputations, the figures must be rendered, and the clipping run's
+printed maxima must tell a consistent story.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from decimal import Decimal, localcontext
+
+import numpy as np
+import pytest
+import torch
+from bs4 import BeautifulSoup
+
+from lstm_ref.gradients import rnn_lag_jacobian_norms
+
+PAGE = "book/03_vanishing_exploding"
+
+# The chapter's experiment, restated: the seed, the sizes, the draws in order, the radii, the lags printed.
+SEED, T, N, D, H = 1, 60, 1, 4, 32
+RHOS = (0.5, 1.0, 1.5, 3.0)
+PRINTED_LAGS = (10, 30, 59)
+
+
+def chapter_setup():
+    """W_base (H, H), W_xh (D, H) and the strong inputs (T, N, D), drawn exactly as the chapter draws them."""
+    rng = np.random.default_rng(SEED)
+    W_base = rng.standard_normal((H, H)) / np.sqrt(H)
+    W_xh = rng.standard_normal((D, H))
+    strong = rng.standard_normal((T, N, D))
+    return W_base, W_xh, {"none": np.zeros((T, N, D)), "strong": strong}
+
+
+def with_radius(W, rho):
+    """W rescaled to spectral radius rho, from numpy's eigenvalues."""
+    return W * (rho / np.max(np.abs(np.linalg.eigvals(W))))
+
+
+def torch_lag_norms(xs, W_xh, W_hh, lags=None):
+    """||d h_{T-1} / d h_{T-1-k}||_2 (N = 1) by autograd through h_t = tanh(x_t W_xh + h_{t-1} W_hh), h0 = 0.
+
+    lags: the k to compute (default all, 0..T-1). Returns (norms for those lags, mean of 1 - h**2 over all states).
+    """
+    W_xh_t, W_hh_t = torch.tensor(W_xh), torch.tensor(W_hh)
+    txs = torch.tensor(xs)  # (T, 1, D)
+    states = [torch.zeros(1, W_hh.shape[0], dtype=torch.float64)]
+    with torch.no_grad():
+        for x in txs:
+            states.append(torch.tanh(x @ W_xh_t + states[-1] @ W_hh_t))
+    T = len(xs)
+
+    def from_step(start):
+        def unrolled(h):  # the state entering step `start`, run to the end
+            for x in txs[start:]:
+                h = torch.tanh(x @ W_xh_t + h @ W_hh_t)
+            return h
+        return unrolled
+
+    norms = []
+    for k in range(T) if lags is None else lags:
+        start = T - k  # h_{T-1-k} = states[T - k] enters step T - k
+        J = torch.autograd.functional.jacobian(from_step(start), states[start], vectorize=True)  # (1, H, 1, H)
+        J = J[0, :, 0, :]  # (H, H), rows: units of h_{T-1}
+        norms.append(torch.linalg.matrix_norm(J, ord=2).item())
+    slopes = torch.stack([1 - s**2 for s in states[1:]]).mean().item()
+    return np.array(norms), slopes
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast: the claims, recomputed.
+
+
+def test_the_scalar_numbers_agree_with_exact_decimal_arithmetic():
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact_shrink, exact_grow = Decimal("0.9") ** 100, Decimal("1.1") ** 100
+    # 4 and 7 significant digits of the exact values, and the floats the page formats agree with them
+    assert exact_shrink.scaleb(5).quantize(Decimal("0.001")) == Decimal("2.656") and f"{0.9**100:.4g}" == "2.656e-05"
+    assert exact_grow.quantize(Decimal("0.01")) == Decimal("13780.61") and f"{1.1**100:.7g}" == "13780.61"
+    # The quoted 0.000017 is not a rounding of the true value: it is off by more than half.
+    assert float(exact_shrink) / 0.000017 > 1.5
+
+
+@pytest.mark.parametrize("rho", [1.5, 3.0])
+def test_the_strong_input_curves_match_torch_autograd(rho):
+    W_base, W_xh, inputs = chapter_setup()
+    W_hh = with_radius(W_base, rho)
+    want, _ = torch_lag_norms(inputs["strong"], W_xh, W_hh)
+    params = {"W_xh": W_xh, "W_hh": W_hh, "b_h": np.zeros(H)}
+    got = rnn_lag_jacobian_norms(inputs["strong"], np.zeros((N, H)), params)[:, 0]
+    np.testing.assert_allclose(got, want, rtol=1e-9, err_msg=f"rho = {rho}")
+
+
+@pytest.mark.parametrize("rho", RHOS)
+def test_without_input_the_lag_norms_are_norms_of_matrix_powers(rho):
+    """x = 0 and h0 = 0 keep every state at 0, so each Jacobian is W_hh^T and lag k gives ||W_hh^k||_2."""
+    W_base, W_xh, inputs = chapter_setup()
+    W_hh = with_radius(W_base, rho)
+    params = {"W_xh": W_xh, "W_hh": W_hh, "b_h": np.zeros(H)}
+    got = rnn_lag_jacobian_norms(inputs["none"], np.zeros((N, H)), params)[:, 0]
+    want = [np.linalg.norm(np.linalg.matrix_power(W_hh, k), 2) for k in range(T)]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    # and the growth rate per step approaches the radius (Gelfand), as the chapter says
+    assert abs(want[-1] ** (1 / (T - 1)) / rho - 1) < 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Slow: the built page.
+
+
+def _text(book) -> str:
+    soup = BeautifulSoup(book.page(PAGE), "html.parser")
+    return html.unescape((soup.find("article") or soup).get_text())
+
+
+@pytest.mark.slow
+def test_page_prints_the_computed_powers_and_flags_the_quoted_value(book):
+    text = _text(book)
+    shrink, grow = f"{0.9**100:.4g}", f"{1.1**100:.7g}"
+    assert (shrink, grow) == ("2.656e-05", "13780.61")
+    assert f"0.9**100 = {shrink}" in text and f"1.1**100 = {grow}" in text, "the page must print both powers"
+    assert re.search(r"as 0\.000017\. That value is wrong", text), "the page must call the quoted 0.000017 wrong"
+    factor = re.search(r"too small by a factor of ([\d.]+)", text)
+    assert factor and float(factor.group(1)) == round(0.9**100 / 0.000017, 2)
+
+
+@pytest.mark.slow
+def test_page_lag_norm_table_matches_torch_autograd(book):
+    text = _text(book)
+    rows = re.findall(r"^(none|strong)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", text, re.MULTILINE)
+    assert len(rows) == 2 * len(RHOS), f"expected {2 * len(RHOS)} table rows, found {len(rows)}"
+    W_base, W_xh, inputs = chapter_setup()
+    for name, rho, spectral_norm, slope, *at_lags in rows:
+        W_hh = with_radius(W_base, float(rho))
+        norms, mean_slope = torch_lag_norms(inputs[name], W_xh, W_hh, PRINTED_LAGS)
+        where = f"{name} inputs, rho = {rho}"
+        assert float(spectral_norm) == pytest.approx(np.linalg.norm(W_hh, 2), abs=0.006), where
+        assert float(slope) == pytest.approx(mean_slope, abs=6e-4), where
+        for k, printed, norm in zip(PRINTED_LAGS, at_lags, norms):
+            assert float(printed) == pytest.approx(norm, rel=6e-3), f"{where}, lag {k}"
+    # the chapter's reading of the table
+    printed = {(n, float(r)): float(v[-1]) for n, r, *v in rows}
+    assert printed["none", 0.5] < 1e-10 and printed["none", 1.5] > 1e6, "linear regime: vanish below 1, explode above"
+    assert printed["strong", 1.5] < 1e-6 < 1e3 < printed["strong", 3.0], "saturation: 1.5 vanishes, 3 still explodes"
+
+
+@pytest.mark.slow
+def test_page_reports_its_own_torch_cross_check(book):
+    match = re.search(r"autograd vs lstm_ref, all 60 lags: largest relative difference (\S+)", _text(book))
+    assert match and float(match.group(1)) < 1e-10
+
+
+@pytest.mark.slow
+def test_clipping_run_printed_maxima_are_consistent(book):
+    text = _text(book)
+    c = float(re.search(r"threshold c = ([\d.]+)", text).group(1))
+    runs = dict((name.strip(), tuple(map(float, values))) for name, *values in re.findall(
+        r"^(no clipping|clipped at [\d.]+)\s+(\S+)\s+(\S+)\s+(\S+)$", text, re.MULTILINE))
+    assert set(runs) == {"no clipping", f"clipped at {c}"}, f"clipping lines not found: {runs}"
+    raw, applied, loss = runs["no clipping"]
+    raw_c, applied_c, loss_c = runs[f"clipped at {c}"]
+    assert raw > 100 * c and applied == raw, "without clipping the gradient must spike far above the threshold"
+    assert raw_c > c, "the clipped run must have met a gradient worth clipping"
+    assert applied_c <= c * (1 + 1e-9), "the clipped run must never apply a gradient above the threshold"
+    assert loss_c < loss / 10, "the clipped run should end with a much lower loss"
+    by_norm = re.search(r"clip by norm\s*: norm (\S+) -> (\S+), cosine with the original (\S+)", text)
+    by_value = re.search(r"clip by value\s*: norm (\S+) -> (\S+), cosine with the original (\S+)", text)
+    assert by_norm and float(by_norm.group(1)) == pytest.approx(raw, rel=1e-3)
+    assert float(by_norm.group(2)) == pytest.approx(c, rel=1e-3) and float(by_norm.group(3)) == 1.0
+    assert by_value and float(by_value.group(3)) < 0.99, "clipping by value should turn the largest gradient"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fig-ch3-powers", "fig-ch3-lag-norms", "fig-ch3-clipping"])
+def test_figures_are_rendered_with_alt_text(book, name):
+    soup = BeautifulSoup(book.page(PAGE), "html.parser")
+    figure = soup.find("figure", id=name)
+    assert figure is not None, f"no figure named {name}"
+    img = figure.find("img")
+    assert img is not None and img["src"].endswith(".png"), f"{name} has no rendered image"
+    assert len(img.get("alt", "")) > 40, f"{name} needs alt text"
+    assert figure.find("figcaption"), f"{name} has no caption"
+
+
+@pytest.mark.slow
+def test_page_opens_with_its_label_cites_the_analyses_and_links_the_exercise(book):
+    page = book.page(PAGE)
+    text = _text(book)
+    assert "3. Vanishing and exploding gradients" in text
+    assert 'href="references.html#' in page, "the citations must link to the bibliography"
+    for author in ("Bengio", "Pascanu"):
+        assert author in text, f"{author} is not cited"
+    for label in ("ch3-step-jacobian", "ch3-jacobian-product", "ch3-norm-bound", "ch3-spectral-radius"):
+        assert f'id="equation-{label}"' in page, f"equation {label} is missing"
+    assert "exercises/ex03_vanishing_exploding/ex03_vanishing_exploding.ipynb" in page
