@@ -1,5 +1,9 @@
 # Two entry points: `make book` builds the HTML book, `make test` runs the whole suite.
 # Both create .venv on first use and reinstall only when pyproject.toml changes.
+# Grading (see book/instructor_guide.md), from the course root:
+#   make grade ASSIGNMENT=ex02_rnn_bptt [JOBS=4] [SANDBOX=off] [GRADE_FLAGS="--Execute.timeout=30"]
+#   make feedback ASSIGNMENT=ex02_rnn_bptt
+#   make report
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -9,7 +13,14 @@ export PATH := $(BIN):$(PATH)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test release bench clean
+.PHONY: book test release bench grade feedback report system-deps clean
+
+ASSIGNMENT ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+GRADE_FLAGS ?=
+ifeq ($(SANDBOX),off)
+GRADE_FLAGS += --Sandbox.enabled=False
+endif
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +32,7 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 # Regenerate every student version in exercises/ from its source in solutions/.
@@ -32,6 +43,38 @@ release: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lstm.py
+	$(BIN)/python benchmarks/bench_grading.py
+
+# Autograde every submission of ASSIGNMENT in parallel, in the sandbox, resumable; the log with
+# each student's score and reasons is grading/$(ASSIGNMENT)/log.csv.
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=exNN_name [JOBS=N] [SANDBOX=off]"; exit 2; }
+	$(BIN)/python -m lstm_ref.instructor grade $(ASSIGNMENT) --jobs $(JOBS) $(GRADE_FLAGS)
+
+feedback: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make feedback ASSIGNMENT=exNN_name"; exit 2; }
+	$(BIN)/python -m lstm_ref.instructor feedback $(ASSIGNMENT) $(GRADE_FLAGS)
+
+report: $(STAMP)
+	$(BIN)/python -m lstm_ref.instructor report $(ASSIGNMENT) $(GRADE_FLAGS)
+
+# The system programs grading and the tests need: bubblewrap (the sandbox), PostgreSQL (the
+# gradebook for many workers) and headless Chromium with its driver (the browser tests of the
+# book). Installed with apt-get when missing and run as root.
+system-deps:
+	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	{ command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -z "$$missing" ]; then echo "system-deps: bubblewrap, postgresql, chromium and chromium-driver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "system-deps: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	else \
+		echo "system-deps: missing$$missing. Install them (Debian/Ubuntu: sudo apt-get install$$missing);"; \
+		echo "without bubblewrap autograding refuses to run; without chromium the browser tests fail."; \
+	fi
 
 clean:
 	rm -rf _build .pytest_cache

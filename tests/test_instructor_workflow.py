@@ -1,9 +1,11 @@
-"""The instructor guide, run as written: every shell command on the page, in order, on a copy
-of the course with a class of three students, and the grades that come out are checked."""
+"""The instructor guide, run as written: every command of the page's ```bash blocks (the
+workflow; ```console blocks show variants), in order, on a copy of the course with a class of
+three students, and the grades, feedback and class report that come out are checked."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -64,9 +66,10 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
         "make release",
         f"nbgrader generate_assignment {ASSIGNMENT} --force",
         f"nbgrader zip_collect {ASSIGNMENT}",
-        f"nbgrader autograde {ASSIGNMENT}",
-        f"nbgrader generate_feedback {ASSIGNMENT}",
+        f"make grade ASSIGNMENT={ASSIGNMENT}",
+        f"make feedback ASSIGNMENT={ASSIGNMENT}",
         "nbgrader export --to grades.csv",
+        "make report",
     ]
     # The page and this test change together: a command added to the page must be run here.
     assert commands == expected, f"the guide's commands changed; update this test:\n{commands}"
@@ -95,9 +98,15 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
     run(course_dir, commands[4])
     assert sorted(p.name for p in (course_dir / "submitted").iterdir()) == ["doejane", "moe", "roe"]
 
-    run(course_dir, commands[5])
+    graded = run(course_dir, commands[5])
     for student in ("doejane", "moe", "roe"):
         assert (course_dir / "autograded" / student / ASSIGNMENT / NOTEBOOK).exists()
+    assert "3 graded, 0 not gradable" in graded.stdout, graded.stdout
+    with open(course_dir / "grading" / ASSIGNMENT / "log.csv", newline="") as f:
+        log = {r["student"]: r for r in csv.DictReader(f)}
+    assert log["moe"]["failed_tests"] == "test_sigmoid_hidden"
+    assert "overflow" in log["moe"]["reasons"]  # the message moe sees, for the instructor
+    assert list((course_dir / "grading" / "backups").glob("gradebook-*.db"))
 
     # What the formgrader does when the instructor types a score for a written answer.
     from nbgrader.api import Gradebook
@@ -118,3 +127,11 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
     assert {s: float(r["score"]) for s, r in rows.items()} == {"doejane": 10.5, "moe": 7.0, "roe": 0.0, "absent": 0.0}
     assert {float(r["max_score"]) for r in rows.values()} == {11.0}
     assert rows["doejane"]["last_name"] == "Doe"
+
+    run(course_dir, commands[8])
+    summary = json.loads((course_dir / "grading" / "report" / "summary.json").read_text())
+    (ex00,) = [s for s in summary if s["assignment"] == ASSIGNMENT]
+    assert ex00["scores"] == {"doejane": 10.5, "moe": 7.0, "roe": 0.0}
+    assert abs(ex00["mean"] - 17.5 / 3) < 1e-12 and ex00["median"] == 7.0
+    page = (course_dir / "grading" / "report" / "index.html").read_text()
+    assert ASSIGNMENT in page and f"{ASSIGNMENT}-scores.png" in page

@@ -1,0 +1,75 @@
+"""Command line: ``python -m lstm_ref.instructor COMMAND ...``, run from the course root.
+
+Commands (the Makefile wraps each):
+
+* ``grade ASSIGNMENT [--jobs N] [--force] [--student ID ...]``: autograde a folder of
+  submissions in parallel (``make grade``), see :mod:`lstm_ref.instructor.batch`;
+* ``feedback ASSIGNMENT``: feedback pages for every student (``make feedback``);
+* ``report [ASSIGNMENT ...]``: the class report from the gradebook (``make report``);
+* ``sandbox``: say whether the grading sandbox starts on this machine.
+
+Anything of the form ``--Class.trait=value`` is passed on to nbgrader's configuration, e.g.
+``--Execute.timeout=30``, ``--Sandbox.memory_mb=2048`` or ``--CourseDirectory.db_url=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # a batch stopped with SIGTERM cleans up like one stopped with Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if a.startswith("--") and "=" in a and "." in a.split("=", 1)[0]]
+    rest = [a for a in argv if a not in overrides]
+    parser = argparse.ArgumentParser(prog="python -m lstm_ref.instructor", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grade", help="autograde every submission of an assignment, in parallel")
+    g.add_argument("assignment")
+    g.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
+    g.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    g.add_argument("--student", action="append", default=[], help="grade only this student (repeatable)")
+    g.add_argument("--student-timeout", type=float, default=1800.0, help="seconds one submission may take")
+    f = sub.add_parser("feedback", help="feedback for every student of an assignment")
+    f.add_argument("assignment")
+    r = sub.add_parser("report", help="the class report from the gradebook")
+    r.add_argument("assignments", nargs="*")
+    sub.add_parser("sandbox", help="check that the grading sandbox starts here")
+    args = parser.parse_args(rest)
+    root = Path.cwd()
+    if args.command == "grade":
+        from .batch import grade
+
+        return grade(root, args.assignment, jobs=args.jobs or None, force=args.force, students=args.student or None,
+                     student_timeout=args.student_timeout, overrides=overrides)
+    if args.command == "feedback":
+        from .report import feedback
+
+        return feedback(root, args.assignment, overrides=overrides)
+    if args.command == "report":
+        from .report import class_report
+
+        path = class_report(root, args.assignments or None, overrides=overrides)
+        print(f"class report: {path}")
+        return 0
+    from .batch import Course
+    from .sandbox import Sandbox, probe, unavailable_message
+
+    box = Sandbox(config=Course(root, overrides).config)
+    if not box.enabled:
+        print("the sandbox is switched off (Sandbox.enabled = False)")
+        return 1
+    reason = probe(box)
+    print("the grading sandbox works here" if reason is None else unavailable_message(reason))
+    return 0 if reason is None else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
