@@ -8,6 +8,7 @@ import re
 import pytest
 import yaml
 
+import chapter_pages
 from book_build import PLAN, ROOT, toc_pages
 
 BIB_KEYS = ("hochreiter1997lstm", "gers2000forget", "bengio1994difficult", "pascanu2013difficulty", "werbos1990bptt")
@@ -41,6 +42,41 @@ def test_chapters_follow_the_plan_in_order_and_open_with_their_labels():
         assert re.search(rf"^\({re.escape(label)}\)=\n# {re.escape(title)}", text, flags=re.MULTILINE), (
             f"{page}.md should open with the label ({label})= and the heading '# {title}'"
         )
+
+
+CHAPTERS = [page for page in PLAN if page[5:7].isdigit() and (ROOT / f"{page}.md").is_file()]
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_chapter_is_sized_for_a_course_roughly_1500_to_3000_words(page):
+    words = len(re.findall(r"\S+", chapter_pages.prose((ROOT / f"{page}.md").read_text())))
+    assert 1400 <= words <= 3300, f"{page} has {words} words of prose outside code and display math"
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_every_figure_cell_has_a_caption_a_name_and_alt_text(page):
+    names = []
+    for meta, _ in chapter_pages.code_cells((ROOT / f"{page}.md").read_text()):
+        mystnb = meta.get("mystnb", {})
+        if "figure" in mystnb:
+            figure, image = mystnb["figure"], mystnb.get("image", {})
+            assert figure.get("caption", "").strip(), f"{page}: a figure has no caption"
+            assert figure.get("name", "").startswith("fig-"), f"{page}: figure {figure.get('name')!r} needs a name fig-..."
+            assert len(image.get("alt", "").split()) >= 5, f"{page}: figure {figure['name']} needs alt text (image: alt:)"
+            names.append(figure["name"])
+    assert names, f"{page} has no figure drawn by code"
+    assert len(set(names)) == len(names), f"{page}: a figure name is used twice: {names}"
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_equation_labels_carry_the_chapter_prefix_and_every_reference_resolves(page):
+    source = (ROOT / f"{page}.md").read_text()
+    prefix = f"ch{int(page[5:7])}-"
+    labels = chapter_pages.equation_labels(source)
+    assert all(label.startswith(prefix) for label in labels), f"{page}: equation labels must start with {prefix}: {labels}"
+    assert len(set(labels)) == len(labels), f"{page}: an equation label is used twice: {labels}"
+    unresolved = set(re.findall(r"\{eq\}`([^`]+)`", source)) - set(labels)
+    assert not unresolved, f"{page}: {{eq}} references to equations the page does not define: {unresolved}"
 
 
 @pytest.mark.slow

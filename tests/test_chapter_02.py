@@ -259,4 +259,4 @@ def test_truncation_table_on_the_page_matches_torch_autograd(book):
             assert float(printed) == pytest.approx(expected, rel=6e-3, abs=1e-300), (
                 f"rho = {rho}, k = {k}: the page prints {printed}, torch gives {expected:.3e}"
             )
-    assert f"k = 10: every dx_t with t < T - k is exactly zero: True" in text
+    assert "k = 10: every dx_t with t < T - k is exactly zero: True" in text

@@ -12,16 +12,15 @@ autograd. The tests that read the built page are marked slow; build this chapter
 from __future__ import annotations
 
 import functools
-import html
 import re
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import lstm_ref
-from book_build import PLAN, ROOT
+from book_build import ROOT
+from chapter_pages import code_cells, number, printed
 from lstm_ref.gradients import lag_gradient_norms
 from lstm_ref.torch_interop import lstm_params_to_torch, rnn_params_to_torch
 
@@ -51,76 +50,13 @@ def _one_torch_thread():
 # ---------------------------------------------------------------------------------------------
 # Reading the page.
 
-def _text(page_html: str) -> str:
-    """What the page's code cells printed (not their source): stream outputs, tags removed, entities decoded."""
-    streams = re.findall(r'<div class="output stream[^"]*"><div class="highlight"><pre>(.*?)</pre>', page_html,
-                         flags=re.DOTALL)
-    return html.unescape(re.sub(r"<[^>]+>", "", "".join(streams)))
-
-
-def _number(text: str, pattern: str) -> float:
-    match = re.search(pattern, text)
-    assert match, f"the page does not print a line matching {pattern!r}"
-    return float(match.group(1))
-
-
-def _code_cells(source: str) -> list[tuple[dict, str]]:
-    cells = []
-    for block in re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```$", source, flags=re.DOTALL | re.MULTILINE):
-        meta = {}
-        if block.startswith("---\n"):
-            head, block = block[4:].split("\n---\n", 1)
-            meta = yaml.safe_load(head)
-        cells.append((meta, block))
-    return cells
-
-
-def _prose(source: str) -> str:
-    body = source.split("\n---\n", 1)[1]  # drop the jupytext header
-    body = re.sub(r"^```\{code-cell\}.*?^```$", " ", body, flags=re.DOTALL | re.MULTILINE)
-    return re.sub(r"^\$\$.*?^\$\$.*?$", " ", body, flags=re.DOTALL | re.MULTILINE)
-
 
 # ---------------------------------------------------------------------------------------------
 # The page's source.
 
-def test_page_opens_with_its_label_and_title():
-    label, title = PLAN[PAGE]
-    assert re.search(rf"^\({re.escape(label)}\)=\n# {re.escape(title)}\n", SOURCE.read_text(), flags=re.MULTILINE)
-
-
-def test_prose_is_between_1500_and_3000_words():
-    words = len(re.findall(r"\S+", _prose(SOURCE.read_text())))
-    assert 1500 <= words <= 3000, f"chapter 5 has {words} words of prose outside code and display math"
-
-
-def test_equations_are_labelled_with_the_chapter_prefix_and_every_reference_resolves_on_the_page():
-    source = SOURCE.read_text()
-    labels = re.findall(r"^\$\$ \((\S+)\)$", source, flags=re.MULTILINE)
-    assert len(labels) >= 12 and len(set(labels)) == len(labels), f"equation labels: {labels}"
-    assert all(label.startswith("ch5-") for label in labels), f"labels without the ch5- prefix: {labels}"
-    for needed in ("ch5-do", "ch5-dc", "ch5-df", "ch5-di", "ch5-dctilde", "ch5-dcprev", "ch5-da", "ch5-dx",
-                   "ch5-dhprev", "ch5-param-grads", "ch5-carousel"):
-        assert needed in labels, f"the derivation lacks the equation {needed}"
-    referenced = set(re.findall(r"\{eq\}`([^`]+)`", source))
-    assert referenced <= set(labels), f"{{eq}} references to equations not on this page: {referenced - set(labels)}"
-
-
-def test_every_figure_cell_has_a_caption_a_name_and_alt_text():
-    named = {}
-    for meta, _ in _code_cells(SOURCE.read_text()):
-        mystnb = meta.get("mystnb", {})
-        if "figure" in mystnb:
-            figure, image = mystnb["figure"], mystnb.get("image", {})
-            assert figure.get("caption", "").strip(), f"figure {figure.get('name')} has no caption"
-            assert len(image.get("alt", "")) > 40, f"figure {figure.get('name')} has no real alt text"
-            assert "hide-input" in meta.get("tags", []), f"the plotting code of {figure['name']} is not hidden"
-            named[figure["name"]] = figure
-    assert sorted(named) == sorted(FIGURES)
-
 
 def test_visible_code_cells_are_short():
-    for meta, code in _code_cells(SOURCE.read_text()):
+    for meta, code in code_cells(SOURCE.read_text()):
         if "hide-input" not in meta.get("tags", []):
             lines = [line for line in code.splitlines() if line.strip()]
             assert len(lines) <= 20, f"a visible code cell has {len(lines)} lines:\n{code[:300]}"
@@ -279,7 +215,7 @@ def test_a_larger_forget_bias_gives_larger_long_lag_norms_by_autograd():
 
 @pytest.mark.slow
 def test_printed_finite_difference_errors_are_small(book):
-    errors = re.findall(r"rel_error\(d(\w+)\) = (\S+)", _text(book.page(PAGE)))
+    errors = re.findall(r"rel_error\(d(\w+)\) = (\S+)", printed(book.page(PAGE)))
     names = [name for name, _ in errors]
     assert names[:3] == ["x", "h_prev", "c_prev"] and names[4:7] == ["xs", "h0", "c0"] and len(names) == 8, names
     for name, value in errors:
@@ -288,7 +224,7 @@ def test_printed_finite_difference_errors_are_small(book):
 
 @pytest.mark.slow
 def test_printed_torch_differences_are_at_rounding_level(book):
-    diffs = re.findall(r"max \|lstm_ref - torch\| in (\w+) = (\S+)", _text(book.page(PAGE)))
+    diffs = re.findall(r"max \|lstm_ref - torch\| in (\w+) = (\S+)", printed(book.page(PAGE)))
     assert [name for name, _ in diffs] == ["dxs", "dh0", "dc0", "grads"], diffs
     for name, value in diffs:
         assert float(value) < 1e-10, f"the page prints a torch difference of {value} in {name}"
@@ -296,12 +232,12 @@ def test_printed_torch_differences_are_at_rounding_level(book):
 
 @pytest.mark.slow
 def test_page_shows_the_carousel_exactly(book):
-    assert "with dh = 0, dc_prev == dc * f exactly: True" in _text(book.page(PAGE))
+    assert "with dh = 0, dc_prev == dc * f exactly: True" in printed(book.page(PAGE))
 
 
 @pytest.mark.slow
 def test_printed_lag_table_equals_torch_autograd(book):
-    text = _text(book.page(PAGE))
+    text = printed(book.page(PAGE))
     rows = re.findall(r"^\s*(\d+)\s+(\d\.\d\de[+-]\d+)\s+(\d\.\d\de[+-]\d+)$", text, flags=re.MULTILINE)
     assert [int(k) for k, _, _ in rows] == list(TABLE_LAGS), f"the lag table has rows {rows}"
     rnn, lstm = _torch_medians("rnn"), _torch_medians("lstm", 1.0)
@@ -310,13 +246,13 @@ def test_printed_lag_table_equals_torch_autograd(book):
         assert float(r) == pytest.approx(rnn[k], rel=PRINTED), f"RNN at lag {k}: page {r}, autograd {rnn[k]:.3e}"
         assert float(l) == pytest.approx(lstm[k], rel=PRINTED), f"LSTM at lag {k}: page {l}, autograd {lstm[k]:.3e}"
     radius = np.max(np.abs(np.linalg.eigvals(_rnn_params()["W_hh"])))
-    assert _number(text, r"spectral radius of the RNN's W_hh: (\S+)") == pytest.approx(radius, abs=0.005)
+    assert number(text, r"spectral radius of the RNN's W_hh: (\S+)") == pytest.approx(radius, abs=0.005)
     assert radius < 1, "the page says the RNN's spectral radius is well below one"
 
 
 @pytest.mark.slow
 def test_lstm_keeps_the_gradient_at_lag_50_orders_of_magnitude_above_the_rnn(book):
-    ratio = _number(_text(book.page(PAGE)), r"at lag 50 the LSTM's norm is (\S+) times the RNN's")
+    ratio = number(printed(book.page(PAGE)), r"at lag 50 the LSTM's norm is (\S+) times the RNN's")
     truth = _torch_medians("lstm", 1.0)[50] / _torch_medians("rnn")[50]
     assert ratio == pytest.approx(truth, rel=PRINTED) and truth > 1e6, f"page {ratio}, autograd {truth:.2e}"
     # "there the two networks are of the same order": lag 0
@@ -325,7 +261,7 @@ def test_lstm_keeps_the_gradient_at_lag_50_orders_of_magnitude_above_the_rnn(boo
 
 @pytest.mark.slow
 def test_forget_bias_sweep_is_printed_and_ordered_as_the_page_says(book):
-    text = _text(book.page(PAGE))
+    text = printed(book.page(PAGE))
     lines = re.findall(r"b_f = (\d): mean f = (\S+), norm at lag 50 = (\S+), factor per step = (\S+)", text)
     assert [float(b) for b, *_ in lines] == list(FORGET_BIASES), lines
     mean_f = [float(f) for _, f, _, _ in lines]
@@ -345,12 +281,12 @@ def test_forget_bias_sweep_is_printed_and_ordered_as_the_page_says(book):
 
 @pytest.mark.slow
 def test_large_recurrent_weights_make_the_lstm_gradient_explode(book):
-    text = _text(book.page(PAGE))
+    text = printed(book.page(PAGE))
     after = text.split("large recurrent weights, norm at\n")[1]
-    printed = dict(re.findall(r"^  lag +(\d+): (\d\.\d\de[+-]\d+)$", after, flags=re.MULTILINE))
-    assert sorted(int(k) for k in printed) == [0, 25, 50, 75, 99], printed
+    shown = dict(re.findall(r"^  lag +(\d+): (\d\.\d\de[+-]\d+)$", after, flags=re.MULTILINE))
+    assert sorted(int(k) for k in shown) == [0, 25, 50, 75, 99], shown
     curve = _torch_medians("lstm", 1.0, float(BIG_SCALE))
-    for k, value in printed.items():
+    for k, value in shown.items():
         assert float(value) == pytest.approx(curve[int(k)], rel=PRINTED), f"lag {k}: page {value}, autograd {curve[int(k)]:.2e}"
     assert curve[99] > 1e3 * curve[0], "the page says the gradient 99 steps back is over a thousand times the lag-0 one"
     assert np.all(np.diff(curve[[0, 25, 50, 75, 99]]) > 0), "the page says the norm grows with the lag"
