@@ -80,6 +80,25 @@ def test_equation_labels_carry_the_chapter_prefix_and_every_reference_resolves(p
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_every_figure_renders_as_an_image_with_its_alt_text_and_citations_link_the_bibliography(book, page):
+    source = (ROOT / f"{page}.md").read_text()
+    built = book.page(page)
+    for meta, _ in chapter_pages.code_cells(source):
+        mystnb = meta.get("mystnb", {})
+        if "figure" in mystnb:
+            name = mystnb["figure"]["name"]
+            figure = re.search(rf'<figure[^>]*id="{name}".*?</figure>', built, flags=re.DOTALL)
+            assert figure, f"{page}: the built page has no figure {name}"
+            img = re.search(r"<img[^>]*>", figure.group(0))
+            assert img and re.search(r'src="[^"]+\.png"', img.group(0)), f"{page}: figure {name} has no rendered image"
+            alt = re.search(r'alt="([^"]*)"', img.group(0))
+            assert alt and len(alt.group(1).split()) >= 5, f"{page}: figure {name} is rendered without its alt text"
+    if "{cite:" in source:
+        assert 'href="references.html#' in built, f"{page}: the citations do not link to the bibliography"
+
+
+@pytest.mark.slow
 def test_book_builds_warning_free_with_every_page(book):
     book.check()
     for page in toc_pages():

@@ -26,8 +26,6 @@ EMBEDDING = VOCAB * EMB  # one 512-vector per word
 LSTM_ONE_BIAS = 4 * UNITS * (UNITS + EMB) + 4 * UNITS  # four (D + H, H) layers, one bias each
 DENSE = UNITS + 1
 TOTAL = EMBEDDING + LSTM_ONE_BIAS + DENSE
-FIGURES = ("fig-ch4-cell", "fig-ch4-cell-state", "fig-ch4-forget", "fig-ch4-input", "fig-ch4-candidate",
-           "fig-ch4-update", "fig-ch4-output")
 
 
 def test_two_bias_count_is_torch_nn_lstm_numel_and_keras_count_is_the_closed_form():
@@ -89,14 +87,3 @@ def test_carrying_the_state_between_chunks_equals_one_long_run(book):
     assert number(text, r"zeros per chunk: max \|diff\| = (\S+)") > 1e-3
     assert "output[-1] equals h_n[0]: True" in text
     assert "carried state needs a gradient: False" in text
-
-
-@pytest.mark.slow
-def test_figures_render_as_images_with_alt_text_and_citations_resolve(book):
-    page = book.page(PAGE)
-    for name in FIGURES:
-        figure = re.search(rf'<figure[^>]*id="{name}".*?</figure>', page, flags=re.DOTALL)
-        assert figure, f"chapter 4 has no figure named {name}"
-        assert re.search(r'<img[^>]*alt="[^"]{40,}"[^>]*src="[^"]+\.png"|<img[^>]*src="[^"]+\.png"[^>]*alt="[^"]{40,}"',
-                         figure.group(0)), f"{name} has no rendered image with alt text"
-    assert 'href="references.html#' in page, "the citations do not link to the bibliography"
