@@ -4,8 +4,8 @@ The fast tests recompute the chapter's claims without the chapter's code: 0.9**1
 exact decimal arithmetic, the chapter's lag-norm curves by torch autograd through an RNN typed out
 again here (with the recurrent matrix rescaled by numpy's own eigenvalues, not lstm_ref's), and the
 linear-regime curves as norms of matrix powers. The slow tests read the built page: the printed
-numbers must agree with those recomputations, the figures must be rendered, and the clipping run's
-printed maxima must tell a consistent story.
+numbers must agree with those recomputations, the figures must be rendered, and every claim the prose
+makes about the clipping runs (six seeds, held-out accuracy) must hold in the printed table, with a margin.
 """
 
 from __future__ import annotations
@@ -214,9 +214,6 @@ def test_clipping_runs_show_what_the_prose_says(book):
     failed = raw5["accuracy"] < solved
     assert failed.any(), f"every unclipped lag-5 run solved the task: the prose says some fail {raw5['accuracy']}"
     assert np.all(raw5["accuracy"][failed] < 0.8), f"failing unclipped runs should end near chance: {raw5['accuracy']}"
-    # "some of them after having been well on their way"
-    assert np.any(raw5["best"][failed] - raw5["accuracy"][failed] >= 0.1), \
-        f"no failing unclipped run fell back from a better accuracy: best {raw5['best']}, final {raw5['accuracy']}"
     # "the unclipped runs met gradients far above the threshold"; "a step is as long as its gradient"
     assert raw5["norm"].max() > 100 * c and np.allclose(raw5["step"], raw5["norm"], rtol=1e-2)
     # "The clipped runs meet the same walls ... but none of their steps is longer than lr * c"
