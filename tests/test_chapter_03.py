@@ -170,6 +170,28 @@ def test_page_lag_norm_table_matches_torch_autograd(book):
     printed = {(n, float(r)): float(v[-1]) for n, r, *v in rows}
     assert printed["none", 0.5] < 1e-10 and printed["none", 1.5] > 1e6, "linear regime: vanish below 1, explode above"
     assert printed["strong", 1.5] < 1e-6 < 1e3 < printed["strong", 3.0], "saturation: 1.5 vanishes, 3 still explodes"
+    assert 1.5 < printed["none", 1.0] < 10, "at rho = 1 without input the norm neither grows nor decays, well above 1"
+    assert all(float(v[-1]) < 1 for n, r, *v in rows if n == "strong" and float(r) < 3), "strong inputs: only 3 explodes"
+
+
+@pytest.mark.slow
+def test_relu_and_orthogonal_rows_say_what_the_prose_says(book):
+    text = _text(book)
+    relu = {float(r): tuple(map(float, v)) for r, *v in re.findall(
+        r"^rho = ([\d.]+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", text, re.MULTILINE)}
+    assert set(relu) == set(RHOS), f"ReLU rows not found: {relu}"
+    # "Below rho = 1 the gradient still vanishes, and at rho = 1 too"
+    assert relu[0.5][2] < 1e-20 and relu[1.0][2] < 1e-6
+    # "slowly at 1.5, explosively at 3, and its forward pass grows with it"
+    assert 1 < relu[1.5][2] < 1e4 and relu[3.0][2] > 1e10
+    assert relu[3.0][3] > 1e10 > relu[1.5][3] > relu[0.5][3]
+    # where the tanh network vanished (strong inputs, rho = 1.5, recomputed by autograd)
+    W_base, W_xh, inputs = chapter_setup()
+    tanh_norms, _ = torch_lag_norms(inputs["strong"], W_xh, with_radius(W_base, 1.5), [59])
+    assert tanh_norms[0] < 1e-6 < relu[1.5][2]
+    orth = dict(re.findall(r"^\s*(none|strong) inputs: lag-59 norm (\S+)$", text, re.MULTILINE))
+    assert float(orth["none"]) == pytest.approx(1.0, rel=1e-6), "an orthogonal matrix preserves the norm without input"
+    assert float(orth["strong"]) < 1e-6, "the tanh slopes shrink it once the inputs do anything"
 
 
 @pytest.mark.slow
