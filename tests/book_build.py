@@ -9,6 +9,11 @@ others) by setting BOOK_PAGES, e.g.
 Then the book is built from a copy in which every other page of the plan below is a page with
 only its label and title, so cross-references to it still resolve and the build stays
 warning-free; the tests of pages that were left out are skipped.
+
+Either build runs with MPLBACKEND=Agg in its environment, as on many headless machines and CI
+runners: kernels that inherited it would draw no figure at all. The book must not depend on
+the caller's environment (book/_ext/inline_figures.py sees to that), so every figure test of
+the built pages also proves that.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+CALLER_MPLBACKEND = "Agg"  # a backend that draws nothing in a notebook, set in the build's environment
 
 # Every page of the book in the plan of COURSE_DESIGN section 3: path, label of its first heading, title.
 PLAN = {
@@ -75,6 +81,7 @@ class Build:
     log: str
     html: Path
     placeholders: set[str] = field(default_factory=set)  # pages left out of a partial build
+    mplbackend: str | None = None  # MPLBACKEND in the environment the build was started with
 
     def check(self) -> None:
         # The exit code is the verdict: -W turns every Sphinx warning into a failure, and
@@ -126,6 +133,10 @@ def build_book(tmp: Path) -> Build:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "cache"
     config["execute"]["execute_notebooks"] = "force"
+    # the copy of the config lives in tmp: its local extensions are where the original says
+    local = config.get("sphinx", {}).get("local_extensions")
+    if local:
+        config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in local.items()}
     pages = [p.strip() for p in os.environ.get("BOOK_PAGES", "").split(",") if p.strip()]
     if pages:
         source, placeholders = _partial_source(tmp, pages)
@@ -135,8 +146,10 @@ def build_book(tmp: Path) -> Build:
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going",
            "--config", str(tmp / "_config.yml"), "--toc", str(source / "_toc.yml"), "--path-output", str(tmp)]
-    result = subprocess.run(cmd, cwd=source, capture_output=True, text=True, timeout=1500)
+    env = dict(os.environ, MPLBACKEND=CALLER_MPLBACKEND)
+    result = subprocess.run(cmd, cwd=source, env=env, capture_output=True, text=True, timeout=1500)
     log = result.stdout + result.stderr
     problems = [line for line in log.splitlines()
                 if re.search(r"WARNING|ERROR|Error|Exception", line) and "[IPKernelApp]" not in line]
-    return Build(" ".join(cmd), result.returncode, problems, log, tmp / "_build" / "html", placeholders)
+    return Build(f"MPLBACKEND={CALLER_MPLBACKEND} {' '.join(cmd)}", result.returncode, problems, log,
+                 tmp / "_build" / "html", placeholders, env["MPLBACKEND"])

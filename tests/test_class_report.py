@@ -9,17 +9,15 @@ wrong-solution catalogue, computed here independently of the gradebook.
 
 from __future__ import annotations
 
-import importlib
 import json
 import statistics
 
 import pytest
 
 import course
-from test_hostile_submissions import ASSIGNMENT, LIMITS, NOTEBOOK, grade_command, require_sandbox
+from grading_helpers import ASSIGNMENT, NOTEBOOK, WRONG, grade_command, require_sandbox
 
 pytestmark = pytest.mark.slow
-WRONG = importlib.import_module(f"wrong_solutions.{ASSIGNMENT}").WRONG
 CLASS = {  # student: the catalogue entry they handed in (None: the model answer)
     "ada": None,
     "naive-a": "sigmoid_naive_overflows",
@@ -43,7 +41,7 @@ def graded(tmp_path_factory):
     (c / "submitted" / "untouched" / ASSIGNMENT / NOTEBOOK).write_bytes(release_nb.read_bytes())
     (c / "submitted" / "broken" / ASSIGNMENT).mkdir(parents=True)
     (c / "submitted" / "broken" / ASSIGNMENT / NOTEBOOK).write_text("{ not json")
-    for args in (["grade", ASSIGNMENT, "--jobs", "2", *LIMITS], ["feedback", ASSIGNMENT], ["report"]):
+    for args in (["grade", ASSIGNMENT, "--jobs", "2"], ["feedback", ASSIGNMENT], ["report"]):
         result = grade_command(c, *args)
         assert result.returncode == 0, f"{args[0]}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return c

@@ -6,6 +6,8 @@ grading helpers, and code that reaches for the gradebook, other students' files,
 instructor's solutions and the network. One `make grade`-style batch grades them all with the
 sandbox on; then every hostile entry must have exactly the scores the catalogue names and a
 reason in the grading log, and no honest grade, no submitted file and not the gradebook may change.
+Where several limits can stop an entry, which fires first depends on the machine's load, so the
+reason may name any of them (see tests/hostile/__init__.py).
 """
 
 from __future__ import annotations
@@ -19,42 +21,17 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
 import course
-from hostile import Context
+from grading_helpers import ASSIGNMENT, LIMITS, NOTEBOOK, WRONG, grade_command, require_sandbox, student_id
+from hostile import Context, stopped_by
 
 pytestmark = pytest.mark.slow
-ASSIGNMENT = "ex00_how_to_use"
-NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 CATALOGUE = importlib.import_module(f"hostile.{ASSIGNMENT}")
-WRONG = importlib.import_module(f"wrong_solutions.{ASSIGNMENT}").WRONG
-# short limits keep the endless loops cheap; the honest notebooks need a fraction of them
-LIMITS = ["--Execute.timeout=10", "--Sandbox.memory_mb=1536", "--Sandbox.cpu_seconds=300",
-          "--GuardedExecute.guard_timeout=10"]
-
-
-def require_sandbox() -> None:
-    """Skip (outside CI) or fail (in CI) when bubblewrap is missing: the catalogue must never run unsandboxed."""
-    from lstm_ref.instructor.sandbox import Sandbox, probe
-
-    reason = probe(Sandbox())
-    if reason is None:
-        return
-    message = f"the grading sandbox does not start here ({reason}); `.ci/run` installs bubblewrap"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def grade_command(c: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{course.BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run([sys.executable, "-m", "lstm_ref.instructor", *args], cwd=c, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 class Listener:
@@ -117,12 +94,10 @@ class Batch:
         shutil.copytree(self.course / "exercises" / ASSIGNMENT, self.course / "submitted" / "untouched" / ASSIGNMENT)
         for name in CATALOGUE.HONEST[2:]:
             nb = course.filled_submission(release_nb, source_nb, WRONG[name]["cells"])
-            course.submit(self.course, name.replace("_", "-"), ASSIGNMENT, NOTEBOOK, nb)
+            course.submit(self.course, student_id(name), ASSIGNMENT, NOTEBOOK, nb)
         self.submitted_before = _files(self.course / "submitted")
         self.solutions_before = _files(self.course / "solutions")
-        started = time.monotonic()
         self.result = grade_command(self.course, "grade", ASSIGNMENT, "--jobs", "2", *LIMITS)
-        self.seconds = time.monotonic() - started
         self.listener.close()
         self.scores = course.scores(self.course, ASSIGNMENT)
         with open(self.course / "grading" / ASSIGNMENT / "log.csv", newline="") as f:
@@ -145,9 +120,8 @@ def batch(tmp_path_factory) -> Batch:
 
 def test_the_batch_finishes_with_its_checks_passed(batch):
     assert batch.result.returncode == 0, batch.explain("")
-    graded = set(CATALOGUE.HOSTILE) | {"reference", "untouched"} | {n.replace("_", "-") for n in CATALOGUE.HONEST[2:]}
+    graded = set(CATALOGUE.HOSTILE) | {"reference", "untouched"} | {student_id(n) for n in CATALOGUE.HONEST[2:]}
     assert graded <= set(batch.log), f"missing from the log: {graded - set(batch.log)}"
-    assert batch.seconds < 600, f"the catalogue took {batch.seconds:.0f} s"
 
 
 @pytest.mark.parametrize("student", sorted(CATALOGUE.HOSTILE))
@@ -164,11 +138,25 @@ def test_hostile_submission_gets_the_right_score_and_a_readable_reason(batch, st
     assert re.search(entry["reason"], text), f"{student}: no reason matching {entry['reason']!r}\n{batch.explain(student)}"
 
 
+def test_a_limit_reason_names_the_cell_and_one_of_its_limits():
+    """The catalogue's patterns for entries that more than one limit can stop, on reasons as the log writes them."""
+    pattern = stopped_by("derivatives", "processes", "time")
+    for reason in ("answer cell derivatives raised BlockingIOError: [Errno 11] Resource temporarily unavailable",
+                   "ex00_how_to_use: derivatives: timed out after 10 s",
+                   "ex00_how_to_use: derivatives: timed out and the kernel ignored the interrupt"):
+        assert re.search(pattern, f"x | {reason} | y"), reason
+    for reason in ("ex00_how_to_use: test_derivatives_visible: timed out after 10 s",  # another cell
+                   "answer cell derivatives raised MemoryError",  # a limit not named
+                   "ex00_how_to_use: derivatives: the kernel exited with status 3",
+                   "answer cell derivatives raised NameError | test_sigmoid_visible: timed out after 10 s"):
+        assert not re.search(pattern, reason), reason
+
+
 def test_honest_submissions_keep_their_grades(batch):
     top = {cell: t for cell, (_, t) in batch.scores["reference"].items()}
     expected = {"reference": top, "untouched": {cell: 0 for cell in top}}
     for name in CATALOGUE.HONEST[2:]:
-        expected[name.replace("_", "-")] = {cell: 0 if cell in WRONG[name]["loses"] else t for cell, t in top.items()}
+        expected[student_id(name)] = {cell: 0 if cell in WRONG[name]["loses"] else t for cell, t in top.items()}
     got = {s: {cell: score for cell, (score, _) in batch.scores[s].items()} for s in expected}
     assert got == expected
 
@@ -214,7 +202,7 @@ def test_without_the_sandbox_the_stolen_solution_would_have_earned_full_marks(tm
     ctx = Context(nbformat.read(release_nb, as_version=4),
                   nbformat.read(c / "solutions" / ASSIGNMENT / NOTEBOOK, as_version=4), c.resolve(), 9)
     course.submit(c, "thief", ASSIGNMENT, NOTEBOOK, CATALOGUE.HOSTILE["reads-solutions"]["build"](ctx))
-    result = grade_command(c, "grade", ASSIGNMENT, "--Sandbox.enabled=False", *LIMITS)
+    result = grade_command(c, "grade", ASSIGNMENT, "--Sandbox.enabled=False")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WITHOUT the sandbox" in result.stdout
     sigmoid = {cell: score for cell, (score, top) in course.scores(c, ASSIGNMENT)["thief"].items() if "sigmoid" in cell}

@@ -23,8 +23,7 @@ import pytest
 
 import course
 from hostile import cell_index
-from test_hostile_submissions import ASSIGNMENT, LIMITS, NOTEBOOK, grade_command, require_sandbox
-from test_parallel_grading import CLASS, expected_scores, make_class
+from grading_helpers import ASSIGNMENT, CLASS, NOTEBOOK, expected_scores, grade_command, make_class, require_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +92,7 @@ def test_a_class_graded_in_parallel_into_postgresql(postgres_url, tmp_path):
     )
     course.submit(c, "intruder", ASSIGNMENT, NOTEBOOK, nb)
 
-    result = grade_command(c, "grade", ASSIGNMENT, "--jobs", "2", db, *LIMITS)
+    result = grade_command(c, "grade", ASSIGNMENT, "--jobs", "2", db)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     dumps = list((c / "grading" / "backups").glob(f"gradebook-{ASSIGNMENT}-*.dump"))
     assert len(dumps) == 1 and dumps[0].stat().st_size > 0

@@ -11,6 +11,11 @@ an entry has
   reason an instructor reads;
 * ``status`` (optional): ``"failed"`` when the file cannot be graded at all (default ``"graded"``).
 
+Where more than one limit can stop a submission (a fork bomb meets the process limit, or the
+cell's time limit first on a loaded machine), which one fires first depends on the machine's
+speed, not on the grader. The entry then asserts only the outcome: the same scores, and a reason
+naming whichever of those limits stopped the cell (:func:`stopped_by`).
+
 Code that would harm the machine if it ever ran outside the sandbox (fork and memory bombs)
 first checks that it runs in its own PID namespace, where the kernel has a small pid.
 """
@@ -31,6 +36,29 @@ IN_SANDBOX_ONLY = (
     "if os.getpid() > 50:\n"
     "    raise RuntimeError('refusing to run this outside the grading sandbox')\n"
 )
+
+# How the grading log names each limit that can stop a cell (lstm_ref.instructor.execute and
+# lstm_ref.instructor.batch.describe write these reasons).
+LIMIT_REASONS = {
+    # Execute.timeout: the event "<cell>: timed out after N s" (or "... and the kernel ignored the
+    # interrupt"), and on an answer cell "answer cell <cell> raised CellTimeoutError"
+    "time": r"timed out|CellTimeoutError",
+    # Sandbox.processes (RLIMIT_NPROC): fork() fails with EAGAIN
+    "processes": r"BlockingIOError|Resource temporarily unavailable",
+    # Sandbox.memory_mb (RLIMIT_AS): an allocation fails
+    "memory": r"MemoryError",
+}
+
+
+def stopped_by(cell: str, *limits: str) -> str:
+    """A reason pattern: one reason about `cell` names one of `limits` (keys of LIMIT_REASONS).
+
+    The log joins its reasons with " | ", so the cell and the limit must be in the same one;
+    the cell's name must stand alone (``derivatives`` does not match ``test_derivatives_visible``).
+    """
+    unknown = set(limits) - set(LIMIT_REASONS)
+    assert limits and not unknown, f"unknown limits {sorted(unknown)}; known: {sorted(LIMIT_REASONS)}"
+    return rf"(?<!\w){re.escape(cell)}(?!\w)[^|]*(?:{'|'.join(LIMIT_REASONS[name] for name in limits)})"
 
 
 @dataclass
