@@ -260,3 +260,101 @@ def test_truncation_table_on_the_page_matches_torch_autograd(book):
                 f"rho = {rho}, k = {k}: the page prints {printed}, torch gives {expected:.3e}"
             )
     assert "k = 10: every dx_t with t < T - k is exactly zero: True" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The claims the page makes about its printed numbers.
+
+
+def _bptt(xs, h0, params, dhs, bug=None):
+    """BPTT as the page derives it (ch2-dh ... ch2-db), with one of the mistakes the page names as `bug`:
+    "no_transpose" (W_hh instead of W_hh^T in ch2-dhprev), "no_slope" (1 - h^2 forgotten in ch2-da),
+    "last_step_only" (dW_hh not summed over time). Returns {"xs", "h0", "W_xh", "W_hh", "b_h"}."""
+    hs = lstm_ref.rnn_forward(xs, h0, params)[0]
+    h_prevs = np.concatenate([h0[None], hs[:-1]])
+    grads = {"xs": np.zeros_like(xs), **{k: np.zeros_like(v) for k, v in params.items()}}
+    back = np.zeros_like(h0)
+    for t in reversed(range(len(xs))):
+        dh = dhs[t] + back  # ch2-dh
+        da = dh if bug == "no_slope" else dh * (1 - hs[t] ** 2)  # ch2-da
+        grads["xs"][t] = da @ params["W_xh"].T  # ch2-dx
+        grads["W_xh"] += xs[t].T @ da
+        term = h_prevs[t].T @ da
+        grads["W_hh"] = term if (bug == "last_step_only" and t == len(xs) - 1) else (
+            grads["W_hh"] if bug == "last_step_only" else grads["W_hh"] + term)
+        grads["b_h"] += da.sum(axis=0)
+        back = da @ (params["W_hh"] if bug == "no_transpose" else params["W_hh"].T)  # ch2-dhprev
+    grads["h0"] = back
+    return grads
+
+
+@pytest.mark.slow
+def test_each_mistake_the_page_names_gives_errors_orders_of_magnitude_above_the_printed_ones(book):
+    """"A missing transpose, a forgotten 1 - h^2 or a parameter gradient not summed over time would give an
+    error many orders of magnitude larger": on the page's own case (seed 0, T, N, D, H = 4, 3, 5, 6)."""
+    text = _text(book.page(PAGE))
+    rows = dict(re.findall(rf"^(xs|h0|W_xh|W_hh|b_h)\s+\([0-9, ]+\)\s+{FLOAT}$", text, flags=re.MULTILINE))
+    worst_printed = max(float(v) for v in rows.values())
+    rng = np.random.default_rng(0)
+    params = lstm_ref.init_rnn_params(5, 6, rng)
+    xs = rng.standard_normal((4, 3, 5))
+    h0 = 0.5 * rng.standard_normal((3, 6))
+    dhs = rng.standard_normal((4, 3, 6))
+    point = {"xs": xs, "h0": h0, **params}
+
+    def numeric(name):
+        def f(value):
+            a = {**point, name: value}
+            return lstm_ref.rnn_forward(a["xs"], a["h0"], {k: a[k] for k in params})[0]
+        return lstm_ref.gradcheck.numerical_gradient(f, point[name], df=dhs)
+
+    truth = {name: numeric(name) for name in point}
+    right = _bptt(xs, h0, params, dhs)
+    assert max(lstm_ref.rel_error(right[n], truth[n]) for n in point) < 1e-8, "the test's own BPTT is wrong"
+    for bug in ("no_transpose", "no_slope", "last_step_only"):
+        wrong = _bptt(xs, h0, params, dhs, bug)
+        err = max(lstm_ref.rel_error(wrong[n], truth[n]) for n in point)
+        assert err > 1e4 * worst_printed, f"{bug}: worst rel_error {err:.1e}; the page prints up to {worst_printed}"
+
+
+def _printed_truncation_table(text: str) -> dict[int, list[float]]:
+    table = text.split("rel. error of the truncated dW_hh", 1)[1]
+    rows = re.findall(rf"^\s*(\d+)\s+{FLOAT}\s+{FLOAT}\s+{FLOAT}\s*$", table, flags=re.MULTILINE)
+    return {int(k): [float(v) for v in values] for k, *values in rows}
+
+
+@pytest.mark.slow
+def test_truncation_error_shrinks_as_the_window_grows_at_a_speed_set_by_rho(book):
+    """"the error shrinks as the window grows, at a speed that depends on the recurrent matrix"; "with rho = 0.5
+    ... a short window loses almost nothing"; "with rho = 1.5 ... any shorter window discards a real part"."""
+    table = _printed_truncation_table(_text(book.page(PAGE)))
+    ks = [k for k in table if k < T]
+    for column, rho in enumerate(RADII):
+        errors = [table[k][column] for k in ks]
+        assert all(b < a for a, b in zip(errors, errors[1:])), f"rho = {rho}: errors {errors} do not shrink with k"
+        assert table[T][column] == 0.0
+    for k in ks:
+        assert table[k] == sorted(table[k]), f"k = {k}: a larger rho should lose more: {table[k]}"
+    assert table[10][0] < 1e-2, f"rho = 0.5 loses {table[10][0]} at k = 10"
+    assert table[T - 1][2] > 1e-2, f"rho = 1.5 loses only {table[T - 1][2]} at k = T - 1"
+
+
+@pytest.mark.slow
+def test_printed_input_gradient_by_lag_fades_for_rho_half_and_stays_large_for_rho_1_5(book):
+    """The printed norms of the full dL/dx_t at lags 0, 10, T-1 equal autograd's; for rho = 0.5 they fall by many
+    orders of magnitude, for rho = 1.5 they stay within a factor of ten of the lag-0 value (the figure's right
+    panel and alt text: "stays roughly level")."""
+    text = _text(book.page(PAGE))
+    rows = re.findall(r"^rho = (\S+)\s+(\d\.\de[+-]\d+)\s+(\d\.\de[+-]\d+)\s+(\d\.\de[+-]\d+)$", text, flags=re.MULTILINE)
+    assert [float(r[0]) for r in rows] == list(RADII), rows
+    assert re.search(rf"lag 0\s+lag 10\s+lag {T - 1}$", text, flags=re.MULTILINE)
+    xs, h0, g_last, nets = _truncation_setup()
+    norms = {}
+    for (rho, *values), params in zip(rows, nets.values()):
+        dxs = _torch_truncated(xs, h0, params, g_last, T)[0]
+        by_lag = np.linalg.norm(dxs.reshape(T, -1), axis=1)[::-1]
+        norms[float(rho)] = [float(v) for v in values]
+        for value, k in zip(values, (0, 10, T - 1)):
+            assert float(value) == pytest.approx(by_lag[k], rel=0.05), f"rho = {rho}, lag {k}: page {value}, torch {by_lag[k]:.2e}"
+    assert norms[0.5][2] < 1e-6 * norms[0.5][0], norms[0.5]
+    assert min(norms[1.5]) > 0.1 * norms[1.5][0], norms[1.5]

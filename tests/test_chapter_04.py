@@ -8,6 +8,7 @@ comparisons of the hand-stepped cell with lstm_ref and torch.nn.LSTM.
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -62,7 +63,7 @@ def test_worked_example_by_hand_matches_lstm_ref_and_torch(book):
     assert len(re.findall(r"^t = \d  \S$", text, flags=re.MULTILINE)) == 4, "the gate table should have four steps"
     assert number(text, r"lstm_ref vs by hand: max \|difference\| = (\S+)") < 1e-12
     assert number(text, r"torch vs by hand: max \|difference\| = (\S+)") < 1e-10
-    assert "third block, transposed, is our W_xc: True" in text
+    assert "torch's blocks are our gates: i, f, c, o" in text, "PyTorch's third block should be our W_xc"
     assert re.search(r"D = 3, H = 5: 180 parameters", text) and 4 * 5 * (5 + 3) + 4 * 5 == 180
 
 
@@ -87,3 +88,85 @@ def test_carrying_the_state_between_chunks_equals_one_long_run(book):
     assert number(text, r"zeros per chunk: max \|diff\| = (\S+)") > 1e-3
     assert "output[-1] equals h_n[0]: True" in text
     assert "carried state needs a gradient: False" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Notation: gate order, concatenation order, the initial state.
+
+def _gate_table(source: str) -> dict[str, list[str]]:
+    """The table of section ch4-gate-order: for each column, the gate letters in stacking order, plus the rows' gates."""
+    section = source.split("(ch4-gate-order)=", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    orders = {"gate": [row[0] for row in rows]}
+    for column, name in enumerate(header):
+        if column < 2 or name == "other names":
+            continue
+        placed = [re.fullmatch(r"`(\w)`, (\d)", row[column]) for row in rows]
+        assert all(placed), f"column {name!r} should hold `letter`, position in every row: {[r[column] for r in rows]}"
+        orders[name] = [m.group(1) for m in sorted(placed, key=lambda m: int(m.group(2)))]
+        orders[name + " by row"] = [m.group(1) for m in placed]
+    return orders
+
+
+def test_gate_order_table_matches_lstm_ref_and_torch_interop():
+    from lstm_ref.lstm import _STACK, GATES
+    from lstm_ref.torch_interop import _LAYOUT
+
+    table = _gate_table(SOURCE.read_text())
+    assert table["gate"] == ["input gate", "forget gate", "output gate", "candidate"], table["gate"]
+    ours = table["`lstm_ref` (`GATES`)"]
+    assert tuple(ours) == GATES and table["`lstm_ref` (`GATES`) by row"] == ["i", "f", "o", "c"]
+    torch_order = table["PyTorch `nn.LSTM` (rows of `weight_ih_l0`)"]
+    assert torch_order == ["i", "f", "g", "o"], torch_order
+    assert tuple("c" if g == "g" else g for g in torch_order) == _LAYOUT["LSTM"][1], "PyTorch's order in torch_interop"
+    assert table["Keras `LSTM` (columns of `kernel`)"] == ["i", "f", "c", "o"]
+    # "Inside lstm_ref.lstm_forward the blocks are stacked in yet another order, (o, i, f, c)"
+    assert _STACK == ("o", "i", "f", "c") and "(o, i, f, c)" in SOURCE.read_text()
+
+
+def test_stacked_equation_follows_gates_and_puts_the_input_first_as_the_code_does():
+    from lstm_ref.lstm import GATES
+
+    source = SOURCE.read_text()
+    equation = re.search(r"^\$\$\n([^$]*)\n\$\$ \(ch4-stacked\)$", source, flags=re.MULTILINE).group(1)
+    left, right = equation.split("=", 1)
+    assert re.findall(r"a_(\w)", left) == list(GATES), left
+    for kind in ("x", "h"):
+        assert re.findall(rf"W_{{{kind}(\w)}}", right) == list(GATES), f"the W_{kind}* blocks of ch4-stacked"
+    assert re.findall(r"b_(\w)", right) == list(GATES)
+    assert re.search(r"\[\\,x_t \\;\\, h_\{t-1\}\\,\]", right), "the concatenation in ch4-stacked should be [x_t, h_{t-1}]"
+    # the figure and its captions use the same order; [h_{t-1}, x_t] appears once, where the prose names it
+    assert source.count(r"$[x_t,\ h_{t-1}]$ feeds all four boxes") == 1
+    reversed_order = re.findall(r"\[h_\{t-1\},\s*(?:\\ )?x_t\]", source)
+    assert len(reversed_order) == 1 and "Many texts write $[h_{t-1}, x_t]$ instead" in source, reversed_order
+
+
+def test_initial_state_is_h_minus_1_as_in_chapters_0_2_and_5():
+    source = SOURCE.read_text()
+    assert not re.search(r"h_0,\s*c_0", source), "the initial states are h_{-1}, c_{-1} (code: h0, c0)"
+    assert "# h_{-1}, c_{-1}: (N, H)" in source
+
+
+@pytest.mark.slow
+def test_page_prints_torchs_block_order_as_the_table_gives_it(book):
+    text = printed(book.page(PAGE))
+    table = _gate_table(SOURCE.read_text())
+    torch_order = ["c" if g == "g" else g for g in table["PyTorch `nn.LSTM` (rows of `weight_ih_l0`)"]]
+    assert f"torch's blocks are our gates: {', '.join(torch_order)}" in text
+    assert re.search(rf"lstm_ref\.GATES:\s+{', '.join(table['`lstm_ref` (`GATES`)'])}$", text, flags=re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_a_forget_bias_of_1_keeps_orders_of_magnitude_more_after_20_steps(book):
+    """"With b_f = 0 that is one half ... The difference compounds over time", from the printed lines."""
+    lines = re.findall(r"^b_f = (\S+): f = (\S+), c kept after 20 steps: (\S+)$", printed(book.page(PAGE)), flags=re.MULTILINE)
+    assert [float(b) for b, _, _ in lines] == [0.0, 1.0], lines
+    kept = []
+    for b_f, f, after_20 in lines:
+        assert float(f) == pytest.approx(1 / (1 + math.exp(-float(b_f))), abs=5e-4)
+        assert float(after_20) == pytest.approx(float(f) ** 20, rel=0.06)
+        kept.append(float(after_20))
+    assert float(lines[0][1]) == 0.5, "the page says f is one half for b_f = 0"
+    assert kept[1] > 100 * kept[0], f"kept after 20 steps: {kept}"

@@ -2,7 +2,7 @@
 
 The forward pass is given (locked) in the notebook, so every entry breaks a backward function or the
 per-lag measurement. lstm_backward is tested with the reference step backward standing in for the
-student's, and lag_gradient_norms with reference forward/backward pairs, so a bug in one part never
+student's, and lag_norms_from_backward with reference forward/backward pairs, so a bug in one part never
 costs the points of another.
 """
 
@@ -40,7 +40,7 @@ def lstm_backward(dhs, cache):
 '''
 
 LAG_NORMS = '''
-def lag_gradient_norms(forward, backward, xs, states, params):
+def lag_norms_from_backward(forward, backward, xs, states, params):
     out = forward(xs, *states, params)
     hs, cache = out[0], out[-1]
     T, N, H = hs.shape
@@ -61,7 +61,7 @@ def _replace(source: str, old: str, new: str) -> str:
 
 STEP = ["test_lstm_step_backward_visible", "test_lstm_step_backward_hidden"]
 SEQUENCE = ["test_lstm_backward_visible", "test_lstm_backward_hidden"]
-LAGS = ["test_lag_gradient_norms_visible", "test_lag_gradient_norms_hidden"]
+LAGS = ["test_lag_norms_from_backward_visible", "test_lag_norms_from_backward_hidden"]
 
 WRONG = {
     "step_backward_misses_tanh_slope_on_the_cell_path": {
@@ -112,12 +112,12 @@ WRONG = {
         "loses": SEQUENCE,
     },
     "lag_norms_indexed_by_time_not_by_lag": {
-        "cells": {"lag_gradient_norms": _replace(LAG_NORMS, "return norms[::-1].copy()", "return norms")},
+        "cells": {"lag_norms_from_backward": _replace(LAG_NORMS, "return norms[::-1].copy()", "return norms")},
         "loses": LAGS,
     },
     "lag_norms_from_one_backward_pass_seeded_with_all_units": {
         # the norm of the gradient of sum(h_{T-1}), not of the Jacobian
-        "cells": {"lag_gradient_norms": _replace(LAG_NORMS, "dhs[T - 1, :, j] = 1.0", "dhs[T - 1] = 1.0")},
+        "cells": {"lag_norms_from_backward": _replace(LAG_NORMS, "dhs[T - 1, :, j] = 1.0", "dhs[T - 1] = 1.0")},
         "loses": LAGS,
     },
 }
