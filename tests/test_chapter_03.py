@@ -189,7 +189,7 @@ def test_relu_and_orthogonal_rows_say_what_the_prose_says(book):
     W_base, W_xh, inputs = chapter_setup()
     tanh_norms, _ = torch_lag_norms(inputs["strong"], W_xh, with_radius(W_base, 1.5), [59])
     assert tanh_norms[0] < 1e-6 < relu[1.5][2]
-    orth = dict(re.findall(r"^\s*(none|strong) inputs: lag-59 norm (\S+)$", text, re.MULTILINE))
+    orth = dict(re.findall(r"^\s*(none|strong)\s+inputs: lag-59 norm (\S+)$", text, re.MULTILINE))
     assert float(orth["none"]) == pytest.approx(1.0, rel=1e-6), "an orthogonal matrix preserves the norm without input"
     assert float(orth["strong"]) < 1e-6, "the tanh slopes shrink it once the inputs do anything"
 
