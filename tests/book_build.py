@@ -12,7 +12,7 @@ warning-free; the tests of pages that were left out are skipped.
 
 Either build runs with MPLBACKEND=Agg in its environment, as on many headless machines and CI
 runners: kernels that inherited it would draw no figure at all. The book must not depend on
-the caller's environment (book/_ext/inline_figures.py sees to that), so every figure test of
+the caller's environment (book/_ext/kernel_environment.py sees to that), so every figure test of
 the built pages also proves that.
 """
 

@@ -3,6 +3,7 @@ as `make book` builds it, with warnings as errors and every page executed afresh
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -99,15 +100,42 @@ def test_every_figure_renders_as_an_image_with_its_alt_text_and_citations_link_t
         assert 'href="references.html#' in built, f"{page}: the citations do not link to the bibliography"
 
 
+def test_kernels_get_the_inline_backend_and_one_thread_whatever_the_caller_set(monkeypatch):
+    """book/_ext/kernel_environment.py, loaded by every build, sets what the executing kernels inherit."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kernel_environment", ROOT / "book" / "_ext" / "kernel_environment.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    handlers = []
+
+    class App:
+        def connect(self, event, handler):
+            handlers.append((event, handler))
+
+    extension.setup(App())
+    assert "MPLBACKEND" not in os.environ, "a kernel that inherits MPLBACKEND=Agg draws no figure"
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert os.environ.get(name) == "1", f"{name} must be 1 for the kernels, so every machine prints the same numbers"
+    [(event, restore)] = handlers
+    assert event == "build-finished"
+    restore(None, None)
+    assert os.environ.get("MPLBACKEND") == "Agg" and os.environ.get("OMP_NUM_THREADS") == "2"
+    assert "OPENBLAS_NUM_THREADS" not in os.environ, "the caller's environment must be put back as it was"
+
+
 @pytest.mark.slow
 def test_figures_are_drawn_whatever_matplotlib_backend_the_caller_has_set(book):
     """The session's build ran with MPLBACKEND=Agg in its environment (book_build.py): kernels that
     inherit it draw nothing, and every reference to a figure is then undefined. The book's own
-    extension, book/_ext/inline_figures.py, gives the kernels Jupyter's inline backend instead."""
+    extension, book/_ext/kernel_environment.py, gives the kernels Jupyter's inline backend instead."""
     assert book.mplbackend == "Agg", "book_build.py should start the build with MPLBACKEND=Agg in its environment"
     lost = [line for line in book.problems if "undefined label: 'fig-" in line]
     assert not lost, ("with MPLBACKEND=Agg in the caller's environment the figures were not drawn: the kernels must "
-                      "get the inline backend (book/_ext/inline_figures.py, enabled in _config.yml)\n" + "\n".join(lost))
+                      "get the inline backend (book/_ext/kernel_environment.py, enabled in _config.yml)\n" + "\n".join(lost))
     built = [page for page in CHAPTERS if page not in book.placeholders]
     assert built, "the build left out every chapter"
     for page in built:
