@@ -1,4 +1,5 @@
-# Two entry points: `make book` builds the HTML book, `make test` runs the whole suite.
+# Two entry points: `make book` builds the HTML book, `make test` runs the whole suite
+# (`make test-fast` the part that builds no book and runs no nbgrader).
 # Both create .venv on first use and reinstall only when pyproject.toml changes.
 # Grading (see book/instructor_guide.md), from the course root:
 #   make grade ASSIGNMENT=ex02_rnn_bptt [JOBS=4] [SANDBOX=off] [GRADE_FLAGS="--Execute.timeout=30"]
@@ -13,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test release bench grade feedback report system-deps clean
+.PHONY: book test test-fast release bench grade feedback report system-deps clean
 
 ASSIGNMENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -34,6 +35,10 @@ book: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
+
+# The quick loop while editing: everything that needs neither a book build nor nbgrader runs.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # Regenerate every student version in exercises/ from its source in solutions/.
 release: $(STAMP)

@@ -39,7 +39,8 @@ __all__ = [
     "lstm_backward",
 ]
 
-#: Gate letters in the order the stacked sequence functions use: input, forget, output, candidate.
+#: The gate letters, in the order of the parameter names and of the equations: input, forget, output,
+#: candidate. (The sequence functions stack them in another order, _STACK below, for speed.)
 GATES = ("i", "f", "o", "c")
 
 
