@@ -44,3 +44,23 @@ def prose(source: str) -> str:
 def equation_labels(source: str) -> list[str]:
     """The labels of a page's display equations, in order (``$$ (label)`` closing lines)."""
     return re.findall(r"^\$\$ \(([^)\s]+)\)$", source, flags=re.MULTILINE)
+
+
+def graded_points(notebook: dict) -> tuple[dict[str, int], dict[str, str]]:
+    """What an nbgrader source notebook grades: ({function or "written": points}, {solution grade id: its code}).
+
+    A function's points are those of its visible and hidden test cells (grade ids test_<function>_visible and
+    test_<function>_hidden); "written" is the hand-graded answer; the second dict holds the solution cells.
+    """
+    points: dict[str, int] = {}
+    solutions: dict[str, str] = {}
+    for cell in notebook["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        match = re.match(r"test_(\w+?)_(visible|hidden)$", meta.get("grade_id", ""))
+        if meta.get("grade") and match:
+            points[match.group(1)] = points.get(match.group(1), 0) + meta["points"]
+        elif meta.get("grade") and meta.get("solution"):
+            points["written"] = meta["points"]
+        elif meta.get("solution"):
+            solutions[meta["grade_id"]] = "".join(cell["source"])
+    return points, solutions

@@ -19,6 +19,7 @@ import torch
 
 import lstm_ref
 from book_build import ROOT
+from chapter_pages import graded_points
 from lstm_ref.gradients import scale_to_spectral_radius, spectral_radius
 
 PAGE = "book/02_rnn_bptt"
@@ -193,15 +194,7 @@ def test_equation_labels_carry_the_chapter_prefix_and_every_eq_reference_resolve
 
 def test_exercise_box_lists_the_notebooks_functions_with_their_points():
     box = SOURCE.read_text().split("## Exercise", 1)[1]
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    points: dict[str, int] = {}
-    for cell in cells:
-        meta = cell["metadata"].get("nbgrader", {})
-        match = re.match(r"test_(\w+?)_(visible|hidden)$", meta.get("grade_id", ""))
-        if meta.get("grade") and match:
-            points[match.group(1)] = points.get(match.group(1), 0) + meta["points"]
-        elif meta.get("grade") and meta.get("solution"):
-            points["written"] = meta["points"]
+    points, _ = graded_points(json.loads(NOTEBOOK.read_text()))
     functions = [f for f in points if f != "written"]
     assert len(functions) == 4, points
     for function in functions:

@@ -21,7 +21,7 @@ import torch
 
 import lstm_ref
 from book_build import ROOT
-from chapter_pages import code_cells, number, printed
+from chapter_pages import code_cells, graded_points, number, printed
 from lstm_ref.gradcheck import numerical_gradient, rel_error
 from lstm_ref.gradients import lag_gradient_norms
 from lstm_ref.torch_interop import lstm_params_to_torch, rnn_params_to_torch
@@ -426,20 +426,11 @@ def test_exercise_box_names_the_notebooks_functions_with_their_points():
     """The box and the notebook agree, and the exercise's function is not named like lstm_ref's
     lag_gradient_norms(family, ...), which the chapter uses with another signature."""
     box = SOURCE.read_text().split("## Exercise", 1)[1]
-    points: dict[str, int] = {}
-    solution_cells = set()
-    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        match = re.match(r"test_(\w+?)_(visible|hidden)$", meta.get("grade_id", ""))
-        if meta.get("grade") and match:
-            points[match.group(1)] = points.get(match.group(1), 0) + meta["points"]
-        elif meta.get("grade") and meta.get("solution"):
-            points["written"] = meta["points"]
-        elif meta.get("solution"):
-            solution_cells.add(meta["grade_id"])
-            assert re.search(rf"^def {meta['grade_id']}\(", "".join(cell["source"]), flags=re.MULTILINE), (
-                f"the solution cell {meta['grade_id']} does not define a function of that name"
-            )
+    points, solutions = graded_points(json.loads(NOTEBOOK.read_text()))
+    solution_cells = set(solutions)
+    for grade_id, code in solutions.items():
+        assert re.search(rf"^def {grade_id}\(", code, flags=re.MULTILINE), (
+            f"the solution cell {grade_id} does not define a function of that name")
     functions = [f for f in points if f != "written"]
     assert sorted(functions) == sorted(solution_cells) and len(functions) == 3, (points, solution_cells)
     for function in functions:
