@@ -32,7 +32,7 @@ def test_notation_table_settles_the_initial_state_as_h_minus_1_passed_as_h0():
     assert row, "the notation table needs a row for the initial states h_{-1}, c_{-1} (code h0, c0)"
     assert "`h0` is $h_{-1}$, not $h_0$" in row.group(1)
     assert re.search(r"`hs\[t\]` is \$h_t\$", source), "the table should say that hs[t] is h_t"
-    for page in ("02_rnn_bptt", "04_lstm_forward", "05_lstm_backward"):
+    for page in ("02_rnn_bptt", "04_lstm_forward", "05_lstm_backward", "06_lstm_in_practice"):
         text = (ROOT / "book" / f"{page}.md").read_text()
         assert "h_{-1}" in text, f"{page} should call the initial state h_{{-1}}"
         assert not re.search(r"h_0,\s*c_0|\(h_0, c_0\)", text), f"{page} calls the initial states h_0, c_0"

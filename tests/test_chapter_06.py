@@ -57,19 +57,46 @@ def _runs(text: str) -> dict[tuple[str, int], list[float]]:
 
 
 @pytest.mark.slow
-def test_results_table_shows_the_lstm_solving_the_longest_lag_and_the_rnn_at_chance_there(book):
-    table = _results_table(_outputs(book))
+def test_results_table_shows_both_models_solving_the_short_lags_and_only_the_lstm_the_longest(book):
+    text = _outputs(book)
+    table, runs = _results_table(text), _runs(text)
     lags = sorted(table)
     assert len(lags) >= 3, f"the experiment should cover several lags; the table has {lags}"
-    shortest, longest = lags[0], lags[-1]
-    lstm_median, lstm_solved, seeds = table[longest]["LSTM"]
+    longest = lags[-1]
+    seeds = table[longest]["LSTM"][2]
+    assert seeds >= 3, f"the experiment should run several seeds; it ran {seeds}"
+    # "at the short lags both models succeed": the median run solves them, and at most one run fails
+    # (none did in 40 seeds of the RNN at lag 10, but the claim is about the typical run)
+    for lag in lags[:-1]:
+        for cell in ("RNN", "LSTM"):
+            median, solved, _ = table[lag][cell]
+            assert median >= 0.95 and solved >= seeds - 1, (
+                f"at the short lag {lag} the {cell} should solve the task: {runs[cell, lag]}")
+    # "its median run solves every lag": a single unlucky LSTM seed may fail, the median may not
+    for lag in lags:
+        assert table[lag]["LSTM"][0] >= 0.95, f"the LSTM's median run should solve lag {lag}: {runs['LSTM', lag]}"
+    # "the typical RNN run ... settles at a coin toss". Chaotic training lets an odd RNN run find the
+    # answer at a long lag (measured: about one seed in twenty, and which one changes with the CPU's
+    # floating-point kernels), so the claim and the test are about the median, which one lucky run
+    # cannot move. 4,000 held-out sequences: sd 0.008, so 0.1 is twelve of them.
     rnn_median, rnn_solved, _ = table[longest]["RNN"]
-    assert lstm_median >= 0.95 and lstm_solved == seeds, (
-        f"at the longest lag {longest} the LSTM should solve the task in every run; table row {table[longest]}")
-    assert abs(rnn_median - 0.5) <= 0.1 and rnn_solved == 0, (
-        f"at the longest lag {longest} the RNN should stay at chance (0.5); table row {table[longest]}")
-    for cell in ("RNN", "LSTM"):  # the text says both models solve the short lags
-        assert table[shortest][cell][0] >= 0.95, f"at the shortest lag {shortest} the {cell} should succeed: {table[shortest]}"
+    assert abs(rnn_median - 0.5) <= 0.1 and rnn_solved <= seeds // 2, (
+        f"at the longest lag {longest} the typical RNN run should stay at chance (0.5): {runs['RNN', longest]}")
+    assert re.search(rf"RNN: longest lag solved {lags[-2]}; at chance \(< 0\.6\) at every longer lag: True", text)
+    assert re.search(rf"LSTM: longest lag solved {longest};", text)
+
+
+@pytest.mark.slow
+def test_the_typical_lstm_run_needs_less_than_half_the_updates_each_failed_rnn_run_used_up(book):
+    text = _outputs(book)
+    found = re.search(r"updates of the LSTM runs: median (\d+), at most (\d+), of (\d+) allowed", text)
+    assert found, "the page does not compare the LSTM's updates with the budget"
+    median, most, budget = map(int, found.groups())
+    assert median <= 0.45 * budget, f"the typical LSTM run used {median} of {budget} updates, not less than half"
+    lines = re.findall(r"^\s*RNN lag\s+(\d+): accuracy ([\d. ]+?)\s+updates ([\d ]+?)\s+\(", text, flags=re.MULTILINE)
+    failed = [(int(lag), int(u)) for lag, accs, ups in lines for a, u in zip(accs.split(), ups.split()) if float(a) < 0.95]
+    assert failed, "no RNN run failed, so the budget comparison says nothing"
+    assert all(u == budget for _, u in failed), f"every failed RNN run should have used all {budget} updates: {failed}"
 
 
 @pytest.mark.slow
@@ -102,10 +129,17 @@ def test_lstm_ref_gru_forward_matches_nn_gru_on_the_page(book):
 
 
 @pytest.mark.slow
-def test_the_trained_lstm_gives_lstm_ref_the_same_answers_as_pytorch(book):
-    found = re.search(r"answers that differ from PyTorch's: (\d+) of (\d+)", _outputs(book))
+def test_the_trained_lstm_gives_lstm_ref_the_same_logits_and_answers_as_pytorch(book):
+    text = _outputs(book)
+    found = re.search(r"answers that differ from PyTorch's: (\d+) of (\d+)", text)
     assert found, "the page does not compare lstm_ref's answers with PyTorch's"
     assert int(found.group(1)) == 0 and int(found.group(2)) > 0
+    diff = re.search(r"largest \|logit difference\|: ([0-9.eE+-]+), smallest \|logit\|: ([\d.]+)", text)
+    assert diff, "the page does not print how far lstm_ref's logits are from PyTorch's"
+    # float32 rounding only, and no logit so close to 0 that rounding could change an answer
+    assert float(diff.group(1)) < 1e-4 and float(diff.group(2)) > 100 * float(diff.group(1))
+    accuracy = re.search(r"lag \d+, lstm_ref's accuracy: ([\d.]+)", text)
+    assert accuracy and float(accuracy.group(1)) >= 0.95, "the best LSTM run at the longest lag should have solved it"
 
 
 @pytest.mark.slow
