@@ -33,8 +33,9 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
+# Two workers: the tests of the built book share one (it is built once), the grading tests the other.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The quick loop while editing: everything that needs neither a book build nor nbgrader runs.
 test-fast: $(STAMP)
