@@ -33,9 +33,10 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-# Two workers: the tests of the built book share one (it is built once), the grading tests the other.
+# Two xdist workers. Each worker that runs a test of the built book builds the book once for its
+# session (about three minutes); the grading tests, most of the suite's time, share out evenly.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2
 
 # The quick loop while editing: everything that needs neither a book build nor nbgrader runs.
 test-fast: $(STAMP)

@@ -26,14 +26,3 @@ def book(tmp_path_factory):
 
     return book_build.build_book(tmp_path_factory.mktemp("book"))
 
-
-def pytest_collection_modifyitems(config, items):
-    """Every test that reads the built book runs on one xdist worker, so the book is built once.
-
-    `make test` spreads the suite over two workers (pytest -n 2 --dist loadgroup): the tests of the
-    built book (the session's `book` fixture) form one group, the grading tests fill the other
-    worker meanwhile. Without xdist the marker does nothing.
-    """
-    for item in items:
-        if "book" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("book"))
