@@ -56,14 +56,14 @@ bench: $(STAMP)
 # each student's score and reasons is grading/$(ASSIGNMENT)/log.csv.
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=exNN_name [JOBS=N] [SANDBOX=off]"; exit 2; }
-	$(BIN)/python -m lstm_ref.instructor grade $(ASSIGNMENT) --jobs $(JOBS) $(GRADE_FLAGS)
+	$(BIN)/python -m course_grader grade $(ASSIGNMENT) --jobs $(JOBS) $(GRADE_FLAGS)
 
 feedback: $(STAMP)
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make feedback ASSIGNMENT=exNN_name"; exit 2; }
-	$(BIN)/python -m lstm_ref.instructor feedback $(ASSIGNMENT) $(GRADE_FLAGS)
+	$(BIN)/python -m course_grader feedback $(ASSIGNMENT) $(GRADE_FLAGS)
 
 report: $(STAMP)
-	$(BIN)/python -m lstm_ref.instructor report $(ASSIGNMENT) $(GRADE_FLAGS)
+	$(BIN)/python -m course_grader report $(ASSIGNMENT) $(GRADE_FLAGS)
 
 # The system programs grading and the tests need: bubblewrap (the sandbox), PostgreSQL (the
 # gradebook for many workers) and headless Chromium with its driver (the browser tests of the

@@ -37,7 +37,7 @@ c.FileNameCollectorPlugin.named_regexp = (
     r"^.*/(?P<student_id>[A-Za-z0-9.-]+)_(?:late_)?\d+_\d+_(?P<file_id>[A-Za-z0-9_]+?)(?:-\d+)?\.ipynb$"
 )
 
-# Autograding runs students' code, so it is hardened (lstm_ref/instructor/, and the instructor
+# Autograding runs students' code, so it is hardened (course_grader/, and the instructor
 # guide's section "What grading protects"): each submission is first rebuilt in the released
 # structure, then runs in a bubblewrap sandbox (no network, no view of the course folder,
 # limits on CPU, memory, processes and output) with the grading helpers restored before every
@@ -45,14 +45,14 @@ c.FileNameCollectorPlugin.named_regexp = (
 # without it.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
-    "lstm_ref.instructor.structure.RestoreStructure",
+    "course_grader.structure.RestoreStructure",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.Autograde.autograde_preprocessors = [
-    "lstm_ref.instructor.execute.GuardedExecute",
+    "course_grader.execute.GuardedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

@@ -1,7 +1,7 @@
 """Seconds per graded notebook, one worker against one worker per core, measured in one run.
 
 A class of synthetic students (the warm-up ex00_how_to_use: the model answer and the entries of
-the wrong-solution catalogue, in turn) is graded twice with `python -m lstm_ref.instructor
+the wrong-solution catalogue, in turn) is graded twice with `python -m course_grader
 grade`, the command behind `make grade`: once with --jobs 1, once with --jobs N, each in a fresh
 copy of the course with its own SQLite gradebook, both in the sandbox. Not a timed test: it
 prints the numbers.
@@ -47,7 +47,7 @@ def make_class(dest: Path, students: int) -> Path:
 def grade(c: Path, jobs: int) -> float:
     env = dict(os.environ, PATH=f"{course.BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "lstm_ref.instructor", "grade", ASSIGNMENT, "--jobs", str(jobs)],
+    result = subprocess.run([sys.executable, "-m", "course_grader", "grade", ASSIGNMENT, "--jobs", str(jobs)],
                             cwd=c, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:

@@ -1,5 +1,5 @@
 """What the batch-grading tests share: the warm-up assignment, the grading limits, the sandbox
-check, the `python -m lstm_ref.instructor` command and a class of wrong-solution submissions.
+check, the `python -m course_grader` command and a class of wrong-solution submissions.
 
 Test modules import these from here, never from one another.
 """
@@ -33,7 +33,7 @@ CLASS = ["reference", "sigmoid_naive_overflows", "dtanh_forgets_the_square", "nu
 
 def require_sandbox() -> None:
     """Skip (outside CI) or fail (in CI) when bubblewrap is missing: the catalogue must never run unsandboxed."""
-    from lstm_ref.instructor.sandbox import Sandbox, probe
+    from course_grader.sandbox import Sandbox, probe
 
     reason = probe(Sandbox())
     if reason is None:
@@ -50,8 +50,8 @@ def grading_env() -> dict[str, str]:
 
 
 def grade_command(c: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """`python -m lstm_ref.instructor ARGS` in the course folder c; the timeout only catches a hang."""
-    return subprocess.run([sys.executable, "-m", "lstm_ref.instructor", *args], cwd=c, env=grading_env(),
+    """`python -m course_grader ARGS` in the course folder c; the timeout only catches a hang."""
+    return subprocess.run([sys.executable, "-m", "course_grader", *args], cwd=c, env=grading_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 

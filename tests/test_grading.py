@@ -263,3 +263,50 @@ def test_compare_handles_zero_dimensional_arrays():
     grading.compare(np.array(2.0), np.array(2.0), name="norm", atol=1e-12)
     with pytest.raises(GradingError, match="expected 2, got 3"):
         grading.compare(np.array(3.0), np.array(2.0), name="norm", atol=1e-12)
+
+
+def test_a_result_that_shares_memory_with_an_input_loses_where_new_arrays_are_asked_for():
+    series = np.arange(10.0)
+    strided = lambda s: np.lib.stride_tricks.as_strided(s, shape=(8, 3), strides=(s.strides[0],) * 2)  # noqa: E731
+    copied = lambda s: strided(s).copy()  # noqa: E731
+    grading.call_student(strided, series, name="make_windows")  # values only: the default allows a view
+    with pytest.raises(GradingError, match=r"^make_windows returns part of its input.*shares memory with argument 1"):
+        grading.call_student(strided, series, name="make_windows", new_result=True)
+    grading.call_student(copied, series, name="make_windows", new_result=True)
+
+
+def test_the_callers_own_dict_or_its_arrays_returned_lose_where_a_new_dict_is_asked_for():
+    grads = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    with pytest.raises(GradingError, match=r"the result\[0\] is the very dict passed as argument 1"):
+        grading.call_student(lambda g, c: (g, 1.0), grads, 5.0, name="clip_by_global_norm", new_result=True)
+    with pytest.raises(GradingError, match=r"the result\[0\]\['W'\] shares memory with argument 1\['W'\]"):
+        grading.call_student(lambda g, c: (dict(g), 1.0), grads, 5.0, name="clip_by_global_norm", new_result=True)
+    fresh, _ = grading.call_student(lambda g, c: ({k: v.copy() for k, v in g.items()}, 1.0), grads, 5.0,
+                                    name="clip_by_global_norm", new_result=True)
+    assert fresh[0]["W"] is not grads["W"]
+
+
+def test_a_sequence_forward_whose_cache_is_not_the_list_of_step_caches_fails():
+    loop = grading.step_loop("rnn")  # trusted: the right values, and the list of step caches
+
+    def last_cache_only(xs, h0, params):
+        hs, caches = loop(xs, h0, params)
+        return hs, caches[-1]
+
+    def as_tuple(xs, h0, params):
+        hs, caches = loop(xs, h0, params)
+        return hs, tuple(caches)
+
+    for wrong in (last_cache_only, as_tuple):
+        with pytest.raises(GradingError, match=r"^The cache that rnn_forward returns should be the list of its "
+                                               r"T = 4 step caches, in time order; got (Cache|tuple)\."):
+            grading.check_forward(wrong, "rnn", step=False, name="rnn_forward", cases=[(4, 2, 3, 5, 0)])
+    grading.check_forward(loop, "rnn", step=False, name="rnn_forward", cases=[(4, 2, 3, 5, 0)])
+
+
+def test_the_first_line_of_a_message_about_a_2d_input_is_a_whole_sentence():
+    X = np.zeros((3, 2))
+    with pytest.raises(GradingError) as err:
+        grading.check_cases(lambda X: X.sum(axis=0), [((X,), np.ones(2))], name="fit_linear", atol=1e-9)
+    first = str(err.value).splitlines()[0]
+    assert first.endswith(".") and "[[0. 0.] [0. 0.] [0. 0.]]" in first and "expected 1" in first, first

@@ -173,7 +173,7 @@ def test_no_submitted_or_instructor_file_changes_and_nothing_gets_out(batch):
 
 
 def test_the_gradebook_stays_valid_and_was_backed_up(batch):
-    from lstm_ref.instructor.batch import gradebook_problems
+    from course_grader.batch import gradebook_problems
 
     assert gradebook_problems(f"sqlite:///{batch.course / 'gradebook.db'}", ASSIGNMENT, sorted(batch.log)) == []
     backups = list((batch.course / "grading" / "backups").glob(f"gradebook-{ASSIGNMENT}-*.db"))
@@ -254,7 +254,7 @@ def test_the_sandbox_hides_the_course_has_no_network_and_sets_the_limits(tmp_pat
     require_sandbox()
     import json
 
-    from lstm_ref.instructor.sandbox import Sandbox, build_command
+    from course_grader.sandbox import Sandbox, build_command
 
     c = course.make_course(tmp_path)
     for name in ("gradebook.db", "submitted/someone/x.ipynb"):

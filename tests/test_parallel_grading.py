@@ -24,13 +24,13 @@ from grading_helpers import ASSIGNMENT, CLASS, expected_scores, grading_env, mak
 pytestmark = pytest.mark.slow
 STOP_AFTER = 3  # graded students recorded before the interrupt
 
-# `python -m lstm_ref.instructor ARGS`, except that right after the STOP_AFTER-th finished student
+# `python -m course_grader ARGS`, except that right after the STOP_AFTER-th finished student
 # is recorded (in state.json, by the batch's own on_result) the process sends itself SIGINT: a
 # real Ctrl-C, delivered at a known point of the batch instead of after some wall-clock time.
 INTERRUPTING = """
 import os, signal, sys
-from lstm_ref.instructor import batch
-from lstm_ref.instructor.__main__ import main
+from course_grader import batch
+from course_grader.__main__ import main
 
 stop_after = int(sys.argv[1])
 run_workers = batch.run_workers

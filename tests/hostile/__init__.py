@@ -37,8 +37,8 @@ IN_SANDBOX_ONLY = (
     "    raise RuntimeError('refusing to run this outside the grading sandbox')\n"
 )
 
-# How the grading log names each limit that can stop a cell (lstm_ref.instructor.execute and
-# lstm_ref.instructor.batch.describe write these reasons).
+# How the grading log names each limit that can stop a cell (course_grader.execute and
+# course_grader.batch.describe write these reasons).
 LIMIT_REASONS = {
     # Execute.timeout: the event "<cell>: timed out after N s" (or "... and the kernel ignored the
     # interrupt"), and on an answer cell "answer cell <cell> raised CellTimeoutError"

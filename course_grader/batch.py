@@ -1,6 +1,6 @@
 """Grade a whole folder of submissions: in parallel, resumable, and with nothing lost.
 
-``make grade ASSIGNMENT=ex02_rnn_bptt`` (or ``python -m lstm_ref.instructor grade ...``) runs,
+``make grade ASSIGNMENT=ex02_rnn_bptt`` (or ``python -m course_grader grade ...``) runs,
 from the course root:
 
 1. refuse unless the sandbox starts (or the instructor opted out, ``--Sandbox.enabled=False``);
@@ -9,16 +9,20 @@ from the course root:
    not handed to nbgrader but scored zero, with the reason;
 4. autograde the others with nbgrader's own Autograde, in ``--jobs`` worker processes that each
    take the next student; a student whose grading outlives ``--student-timeout`` is stopped and
-   scored zero; the others go on;
+   scored zero; a failure on the grader's side (a kernel that does not start, a worker that
+   dies, nbgrader raising) is retried once and, if it persists, the student is left ungraded
+   with the reason, never scored zero; the others go on;
 5. record each finished student in ``grading/<assignment>/state.json``, so that a batch that
-   was interrupted can be run again and grades only what is left (``--force`` regrades all);
+   was interrupted can be run again and grades only what is left, including every student the
+   grader failed (``--force`` regrades all);
 6. afterwards check that no submitted file changed, that the gradebook is intact and that every
    student has every autograded cell scored, and write ``grading/<assignment>/log.csv``: one row
    per student with the score and the reasons an instructor can read (failed tests and their
    messages, repairs of the notebook's structure, kernel deaths, tampering, code worth a look).
 
 The exit status is 0 when the batch finished and the checks passed, even if some submissions
-could not be graded (they are in the log); 1 when a check failed; 2 when grading refused to start.
+were not gradable notebooks (they are in the log); 1 when a check failed or a student is left
+ungraded by a grader fault; 2 when grading refused to start.
 """
 
 from __future__ import annotations
@@ -277,7 +281,7 @@ class _Worker:
     def __init__(self, course: Course, assignment: str, index: int, tmpdir: str):
         log = open(course.state_dir(assignment) / f"worker-{index}.log", "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lstm_ref.instructor.batch", "--worker", assignment, *course.overrides],
+            [sys.executable, "-m", "course_grader.batch", "--worker", assignment, *course.overrides],
             cwd=course.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             start_new_session=True, env=dict(os.environ, TMPDIR=tmpdir),  # the kernels' sockets go there
         )
@@ -327,23 +331,21 @@ def run_workers(course: Course, assignment: str, students: list[str], jobs: int,
                 w = busy[stream]
                 line = stream.readline()
                 student, w.student = w.student, None
-                if line:
-                    result = json.loads(line)
-                    if not result["success"] and "database is locked" in result.get("log", "") and student not in retried:
-                        retried.add(student)  # a busy gradebook is no fault of the student's
-                        queue.append(student)
-                        continue
-                    on_result(result)
+                result = json.loads(line) if line else {
+                    "student": student, "success": False, "error": "the grading process died", "log": ""}
+                if not line:
+                    w.stop(kill=True)
+                    workers[workers.index(w)] = spawn(workers.index(w))
+                if not result["success"] and student not in retried:
+                    retried.add(student)  # a busy gradebook or a kernel that failed to start: try once more
+                    queue.append(student)
                     continue
-                on_result({"student": student, "success": False, "error": "the grading process died", "log": "",
-                           "retry": True})
-                w.stop(kill=True)
-                workers[workers.index(w)] = spawn(workers.index(w))
+                on_result(result)
             for i, w in enumerate(workers):
                 if w.student and time.monotonic() > w.deadline:
                     student = w.student
                     w.stop(kill=True)
-                    on_result({"student": student, "success": False, "log": "",
+                    on_result({"student": student, "success": False, "log": "", "timed_out": True,
                                "error": f"grading took longer than {student_timeout:.0f} s and was stopped"})
                     workers[i] = spawn(i)
     finally:
@@ -409,38 +411,133 @@ def describe(course: Course, assignment: str, student: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# The batch.
+# The batch, step by step.
+
+GRADED, UNREADABLE, GRADER_FAULT = "graded", "failed", "grader-fault"
+
+
+class GradingState:
+    """What a batch knows about each student, kept in ``grading/<assignment>/state.json``.
+
+    Each entry: status (GRADED; UNREADABLE: the submission is not a gradable notebook and is
+    scored zero; GRADER_FAULT: grading failed on the grader's side, no score is given and the next
+    run grades it again), the submission's sha256, seconds and reason. A student counts as done
+    only while the submission is unchanged and, when graded, its autograded notebooks exist.
+    """
+
+    def __init__(self, path: Path, digest):
+        self.path, self.digest = path, digest  # digest(student) -> sha256 of the submitted folder
+        self.entries: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+
+    def done(self, student: str, autograded_exist) -> bool:
+        entry = self.entries.get(student, {})
+        if entry.get("status") not in (GRADED, UNREADABLE) or entry.get("retry"):
+            return False
+        if entry.get("sha256") != self.digest(student):
+            return False
+        return entry["status"] == UNREADABLE or autograded_exist(student)
+
+    def save(self, student: str, status: str, seconds: float, reason: str = "") -> None:
+        self.entries[student] = {"status": status, "sha256": self.digest(student), "seconds": seconds,
+                                 "reason": reason, "retry": status == GRADER_FAULT}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def status(self, student: str) -> str:
+        return self.entries.get(student, {}).get("status", "")
+
+
+def classify(result: dict) -> tuple[str, str]:
+    """(status, reason) of one worker result: GRADED, or why not and whose fault it is.
+
+    A worker's own failure (nbgrader raised, the kernel did not start, the process died) is
+    the grader's: the hardened pipeline grades any notebook, so a crash there is never a verdict
+    on the submission. Only a submission that outlives the whole-student timeout is charged.
+    """
+    if result["success"]:
+        return GRADED, ""
+    errors = [ln for ln in result.get("log", "").splitlines() if "[ERROR]" in ln or "Error" in ln]
+    reason = result.get("error") or "nbgrader failed"
+    if errors:
+        reason = f"{reason} ({_first_line(errors[-1], 300)})"
+    return (UNREADABLE if result.get("timed_out") else GRADER_FAULT), reason
+
+
+def log_rows(course: Course, assignment: str, students: list[str], state: GradingState) -> list[dict]:
+    """One row per student for log.csv: status, score, failed tests, reasons, flags."""
+    rows = []
+    for student in students:
+        entry = state.entries.get(student, {})
+        row = dict(describe(course, assignment, student), status=entry.get("status", ""), seconds=entry.get("seconds", ""))
+        if entry.get("status") == UNREADABLE:
+            row["reasons"] = f"not graded: {entry.get('reason', '')}" + (f" | {row['reasons']}" if row["reasons"] else "")
+        elif entry.get("status") == GRADER_FAULT:
+            row.update(score="", reasons=f"not graded, a fault on the grader's side (the next run retries it): "
+                                         f"{entry.get('reason', '')}")
+        rows.append(row)
+    return rows
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        fields = ["student", "status", "score", "max_score", "seconds", "failed_tests", "reasons", "flags"]
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def refuse_to_start(course: Course, say) -> str | None:
+    """Why grading must not start (the sandbox cannot run), or None; warns when it is switched off."""
+    from .sandbox import Sandbox, probe, unavailable_message
+
+    if not course.sandbox_enabled():
+        say("WARNING: grading WITHOUT the sandbox (--Sandbox.enabled=False): every submission runs with your "
+            "permissions and can read or change any of your files.")
+        return None
+    reason = probe(Sandbox(config=course.config))
+    return unavailable_message(reason) if reason else None
+
+
+def released_notebooks(course: Course, assignment: str) -> list[str] | None:
+    """The names of the assignment's notebooks in the gradebook; None if it was never released."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(course.db_url) as gb:
+        try:
+            return [nb.name for nb in gb.find_assignment(assignment).notebooks]
+        except MissingEntry:
+            return None
+
+
+def unreadable_reason(folder: Path, notebooks: list[str]) -> str | None:
+    """Why a submitted folder cannot be handed to nbgrader (symbolic links, not a notebook), or None."""
+    from .structure import symlinks_in
+
+    links = symlinks_in(str(folder))
+    if links:
+        return f"it contains symbolic links ({', '.join(links[:3])}); only regular files are graded"
+    problems = [p for p in (preflight(folder / f"{n}.ipynb") for n in notebooks) if p]
+    return "; ".join(problems) or None
 
 
 def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool = False, students: list[str] | None = None,
           student_timeout: float = 1800.0, overrides: list[str] = (), out=sys.stdout) -> int:
     """Grade every submission of assignment (see the module doc); return the exit status."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from .sandbox import Sandbox, probe, unavailable_message
-    from .structure import symlinks_in
-
     started = time.monotonic()
     course = Course(root, list(overrides))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
     here = os.getcwd()
     os.chdir(course.root)
     try:
-        if course.sandbox_enabled():
-            reason = probe(Sandbox(config=course.config))
-            if reason:
-                say(unavailable_message(reason))
-                return 2
-        else:
-            say("WARNING: grading WITHOUT the sandbox (--Sandbox.enabled=False): every submission runs with your "
-                "permissions and can read or change any of your files.")
-        with Gradebook(course.db_url) as gb:
-            try:
-                notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
-            except MissingEntry:
-                say(f"{assignment} is not in the gradebook: run `nbgrader generate_assignment {assignment}` first.")
-                return 2
-        state_dir = course.state_dir(assignment)
+        refusal = refuse_to_start(course, say)
+        if refusal:
+            say(refusal)
+            return 2
+        notebooks = released_notebooks(course, assignment)
+        if notebooks is None:
+            say(f"{assignment} is not in the gradebook: run `nbgrader generate_assignment {assignment}` first.")
+            return 2
         backup = backup_gradebook(course.db_url, course.state_dir("backups"), assignment)
         say(f"gradebook backed up to {backup.relative_to(course.root)}")
         everyone = course.students(assignment)
@@ -448,43 +545,23 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         guarded = [course.folder("submitted", s, assignment) for s in everyone]
         guarded += [course.root / course.coursedir.source_directory / assignment]
         before = fingerprint(guarded)
-        state_file = state_dir / "state.json"
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        state = GradingState(
+            course.state_dir(assignment) / "state.json",
+            lambda s: hashlib.sha256(json.dumps(fingerprint([course.folder("submitted", s, assignment)]),
+                                                sort_keys=True).encode()).hexdigest())
+        autograded_exist = lambda s: all(  # noqa: E731
+            (course.folder("autograded", s, assignment) / f"{n}.ipynb").exists() for n in notebooks)
 
-        def digest(student):
-            folder = course.folder("submitted", student, assignment)
-            return hashlib.sha256(json.dumps(fingerprint([folder]), sort_keys=True).encode()).hexdigest()
-
-        def done(student):
-            entry = state.get(student, {})
-            if force or entry.get("sha256") != digest(student) or entry.get("status") not in ("graded", "failed"):
-                return False
-            if entry.get("retry"):
-                return False
-            return entry["status"] == "failed" or all(
-                (course.folder("autograded", student, assignment) / f"{n}.ipynb").exists() for n in notebooks)
-
-        def save(student, status, seconds, reason="", retry=False):
-            state[student] = {"status": status, "sha256": digest(student), "seconds": seconds, "reason": reason,
-                              "retry": retry}
-            tmp = state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-            os.replace(tmp, state_file)
-
-        todo, skipped, failed = [], [], {}
+        todo, skipped = [], []
         for student in chosen:
-            if done(student):
+            if not force and state.done(student, autograded_exist):
                 skipped.append(student)
                 continue
             folder = course.folder("submitted", student, assignment)
-            links = symlinks_in(str(folder))
-            problems = [f"it contains symbolic links ({', '.join(links[:3])}); only regular files are graded"] if links else []
-            problems = problems or [p for p in (preflight(folder / f"{n}.ipynb") for n in notebooks) if p]
-            if problems:
-                reason = "; ".join(problems)
+            reason = unreadable_reason(folder, notebooks)
+            if reason:
                 zero_submission(course.db_url, assignment, student, reason, _timestamp(folder))
-                save(student, "failed", 0.0, reason)
-                failed[student] = reason
+                state.save(student, UNREADABLE, 0.0, reason)
                 say(f"  {student}: not graded: {reason}")
             else:
                 todo.append(student)
@@ -495,43 +572,33 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
 
         def on_result(result):
             student = result["student"]
-            if result["success"]:
-                save(student, "graded", result["seconds"])
+            status, reason = classify(result)
+            state.save(student, status, result.get("seconds", 0.0), reason)
+            if status == GRADED:
                 say(f"  {student}: graded in {result['seconds']:.1f} s")
-                return
-            errors = [ln for ln in result.get("log", "").splitlines() if "[ERROR]" in ln or "Error" in ln]
-            reason = result.get("error") or "nbgrader failed"
-            if errors:
-                reason = f"{reason} ({_first_line(errors[-1], 300)})"
-            folder = course.folder("submitted", student, assignment)
-            zero_submission(course.db_url, assignment, student, reason, _timestamp(folder))
-            # a grader that died is no verdict on the submission: a rerun tries it again
-            save(student, "failed", result.get("seconds", 0.0), reason, retry=result.get("retry", False))
-            failed[student] = reason
-            say(f"  {student}: not graded: {reason}")
+            elif status == UNREADABLE:
+                zero_submission(course.db_url, assignment, student, reason,
+                                _timestamp(course.folder("submitted", student, assignment)))
+                say(f"  {student}: not graded: {reason}")
+            else:
+                say(f"  {student}: NOT GRADED, a fault on the grader's side (rerun to retry): {reason}")
 
         if todo:
             run_workers(course, assignment, todo, jobs, student_timeout, on_result)
 
-        problems = []
         after = fingerprint(guarded)
         changed = sorted(p for p in before if after.get(p) != before[p]) + sorted(set(after) - set(before))
-        problems += [f"a submitted or source file changed during grading: {p}" for p in changed]
-        problems += gradebook_problems(course.db_url, assignment, chosen)
-        rows = [dict(describe(course, assignment, s), status=state.get(s, {}).get("status", ""),
-                     seconds=state.get(s, {}).get("seconds", "")) for s in chosen]
-        for row in rows:
-            if row["student"] in failed or state.get(row["student"], {}).get("status") == "failed":
-                reason = failed.get(row["student"]) or state[row["student"]].get("reason", "")
-                row["reasons"] = f"not graded: {reason}" + (f" | {row['reasons']}" if row["reasons"] else "")
-        log_path = state_dir / "log.csv"
-        with open(log_path, "w", newline="") as f:
-            fields = ["student", "status", "score", "max_score", "seconds", "failed_tests", "reasons", "flags"]
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-        say(f"{len(todo) - len([s for s in todo if s in failed])} graded, {len(failed)} not gradable, "
-            f"{len(skipped)} skipped, in {time.monotonic() - started:.0f} s; log: {log_path.relative_to(course.root)}")
+        problems = [f"a submitted or source file changed during grading: {p}" for p in changed]
+        faults = [s for s in chosen if state.status(s) == GRADER_FAULT]
+        problems += gradebook_problems(course.db_url, assignment, [s for s in chosen if s not in faults])
+        problems += [f"{s} was not graded because of a fault on the grader's side; run the batch again" for s in faults]
+        log_path = course.state_dir(assignment) / "log.csv"
+        write_log(log_path, log_rows(course, assignment, chosen, state))
+        unreadable = [s for s in todo if state.status(s) == UNREADABLE]
+        graded = [s for s in todo if state.status(s) == GRADED]
+        say(f"{len(graded)} graded, {len(unreadable) + len(chosen) - len(todo) - len(skipped)} not gradable, "
+            f"{len(faults)} not graded (grader fault), {len(skipped)} skipped, in {time.monotonic() - started:.0f} s; "
+            f"log: {log_path.relative_to(course.root)}")
         for problem in problems:
             say(f"CHECK FAILED: {problem}")
         return 1 if problems else 0
@@ -539,9 +606,8 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         os.chdir(here)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--worker"]:
-        sys.exit(worker_main(sys.argv[2:]))
-    from .__main__ import main
-
-    sys.exit(main(["grade", *sys.argv[1:]]))
+if __name__ == "__main__":  # the worker processes grade() starts; the instructor's command is course_grader.cli
+    if sys.argv[1:2] != ["--worker"]:
+        sys.exit("usage: python -m course_grader.batch --worker ASSIGNMENT [--Class.trait=value ...] "
+                 "(started by `python -m course_grader grade`)")
+    sys.exit(worker_main(sys.argv[2:]))

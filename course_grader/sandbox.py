@@ -34,6 +34,7 @@ from traitlets.config import LoggingConfigurable
 
 WORKDIR = "/tmp/work"  # the kernel's working directory inside the sandbox
 OPT_OUT = "--Sandbox.enabled=False"
+IMPORT_FAILED = "the kernel cannot import"  # how a probe that bubblewrap passed but Python failed begins
 _SYSTEM_DIRS = ("/usr", "/etc")
 _ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _MB = 1024 * 1024
@@ -71,6 +72,15 @@ class Sandbox(LoggingConfigurable):
 
 
 def unavailable_message(reason: str) -> str:
+    """What the instructor reads when the sandbox cannot be used: the reason, and what to do about it."""
+    if reason.startswith(IMPORT_FAILED):  # bubblewrap works; the kernel would not find the course's code
+        return (
+            f"Autograding cannot run in the sandbox here: {reason}\n"
+            "The kernel sees only the Python installation and the lstm_ref package the grader imports. "
+            "Install lstm_ref into the grading environment from a folder the sandbox may show (not from "
+            "inside the course folder's parents), e.g. `pip install -e .` in a checkout outside /tmp, or add "
+            "its folder to c.Sandbox.extra_paths."
+        )
     return (
         "Autograding refuses to run students' code outside the sandbox, and the sandbox cannot start "
         f"here: {reason}\n"
@@ -115,6 +125,18 @@ def visible_paths(extra: list[str] | tuple = (), hide: list[str] | tuple = ()) -
         if not any(_is_under(p, k) for k in kept):
             kept.append(p)
     return sorted(kept)
+
+
+def _package_parent() -> str:
+    """The folder holding the lstm_ref package the grader imports (an editable install's checkout).
+
+    Inside the sandbox only the package folder itself is bound there, so putting its parent on
+    PYTHONPATH finds lstm_ref even where the installation's own path hooks cannot (a checkout
+    under /tmp, whose host /tmp the sandbox replaces, or one reached through PYTHONPATH).
+    """
+    import lstm_ref
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(lstm_ref.__file__)))
 
 
 def _ancestors(path: str) -> list[str]:
@@ -193,6 +215,7 @@ def build_command(
         "IPYTHONDIR": "/tmp/.ipython",
         "MPLCONFIGDIR": "/tmp/.matplotlib",
     }
+    environment["PYTHONPATH"] = _package_parent()  # lstm_ref as the grader imports it, wherever it is installed
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NBGRADER_EXECUTION", "TZ"):
         if name in os.environ:
             environment[name] = os.environ[name]
@@ -212,7 +235,11 @@ def build_command(
 
 _PROBE = r"""
 import os, sys
-import numpy, lstm_ref.grading
+try:
+    import numpy, lstm_ref.grading
+except Exception as exc:
+    print(f"import-failed: {type(exc).__name__}: {exc}")
+    raise SystemExit(0)
 hidden = [p for p in sys.argv[1:] if os.path.exists(p)]
 print("visible: " + ", ".join(hidden) if hidden else "sandbox-ok")
 """
@@ -234,6 +261,11 @@ def _probe(key: tuple) -> str | None:
             return f"running bwrap failed: {exc}"
     if out.stdout.strip() == "sandbox-ok":
         return None
+    if out.stdout.startswith("import-failed:"):
+        import lstm_ref
+
+        return (f"{IMPORT_FAILED} numpy and lstm_ref.grading inside the sandbox ({out.stdout.strip()[15:]}); "
+                f"the grader's lstm_ref is {os.path.dirname(os.path.abspath(lstm_ref.__file__))}.")
     if out.stdout.startswith("visible:"):
         return f"the sandbox would still show the course folder ({out.stdout.strip()[9:]})."
     return f"bwrap exited {out.returncode}: {(out.stderr or out.stdout).strip()[-600:]}"
@@ -295,8 +327,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._box_dir: str | None = None
         self._files: dict[str, str] = {}
         self._cwd: str | None = None
-        if self.box.enabled:
-            self.transport = "ipc"
+        # Unix sockets in a private folder, sandbox or not: kernels started at the same time on TCP
+        # ports can race for one port ("Address already in use"), which no student should pay for.
+        self.transport = "ipc"
 
     async def _async_pre_start_kernel(self, **kw):
         if self.box.enabled:
@@ -316,6 +349,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             kw.setdefault("stderr", subprocess.DEVNULL)
         else:
             self.log.warning("UNSANDBOXED: this kernel runs the student's code with your permissions.")
+            self._prepare(None)
         return await super()._async_pre_start_kernel(**kw)
 
     def _prepare(self, cwd: str | None) -> None:
@@ -324,7 +358,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             run = os.path.join(self._box_dir, "run")
             os.mkdir(run, 0o700)
             uid = self.box.sandbox_uid()
-            if uid is not None:
+            if uid is not None and self.box.enabled:
                 os.chown(run, uid, uid)
             self.connection_file = os.path.join(run, "kernel.json")
             self.ip = os.path.join(run, "kernel")

@@ -1,9 +1,9 @@
-"""Command line: ``python -m lstm_ref.instructor COMMAND ...``, run from the course root.
+"""Command line: ``python -m course_grader COMMAND ...``, run from the course root.
 
 Commands (the Makefile wraps each):
 
 * ``grade ASSIGNMENT [--jobs N] [--force] [--student ID ...]``: autograde a folder of
-  submissions in parallel (``make grade``), see :mod:`lstm_ref.instructor.batch`;
+  submissions in parallel (``make grade``), see :mod:`course_grader.batch`;
 * ``feedback ASSIGNMENT``: feedback pages for every student (``make feedback``);
 * ``report [ASSIGNMENT ...]``: the class report from the gradebook (``make report``);
 * ``sandbox``: say whether the grading sandbox starts on this machine.
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--") and "=" in a and "." in a.split("=", 1)[0]]
     rest = [a for a in argv if a not in overrides]
-    parser = argparse.ArgumentParser(prog="python -m lstm_ref.instructor", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_grader", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grade", help="autograde every submission of an assignment, in parallel")
     g.add_argument("assignment")
@@ -69,7 +69,3 @@ def main(argv: list[str] | None = None) -> int:
     reason = probe(box)
     print("the grading sandbox works here" if reason is None else unavailable_message(reason))
     return 0 if reason is None else 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

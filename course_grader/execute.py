@@ -2,19 +2,19 @@
 
 :class:`GuardedExecute` replaces nbgrader's ``Execute`` in ``Autograde.autograde_preprocessors``
 (see nbgrader_config.py). It runs the notebook in the sandboxed kernel
-(:class:`~lstm_ref.instructor.sandbox.SandboxedKernelManager`) and adds:
+(:class:`~course_grader.sandbox.SandboxedKernelManager`) and adds:
 
 * a cap on each cell's output, so a print in an endless loop cannot fill memory or the
   feedback (the rest is replaced by a note on stdout, which costs no points);
 * survival of a dying kernel (``os._exit``, a segfault, the CPU limit): the cell that killed it
   gets an error naming the cause, a fresh kernel replays the cells above it, and grading goes
   on with the next cell. A kernel that ignores the interrupt after a timeout is treated alike;
-* the grading guard (:mod:`lstm_ref.instructor._guard`): before each test cell the grading
+* the grading guard (:mod:`lstm_ref.grading.guard`): before each test cell the grading
   helpers, numpy and the notebook's ``grading``/``np``/``REF`` are put back as they were, and a
   test during which the student's code changed them fails.
 
 What happened is recorded in the graded notebook's metadata under ``lm_grading`` for the batch
-log (:mod:`lstm_ref.instructor.batch`).
+log (:mod:`course_grader.batch`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from traitlets import Bool, Integer
 
 from .sandbox import Sandbox, SandboxedKernelManager
 
-_GUARD = "__import__('lstm_ref.instructor._guard', fromlist=['_']).{}()"
+_GUARD = "__import__('lstm_ref.grading.guard', fromlist=['_']).{}()"
 _SIGNALS = {
     signal.SIGKILL: "was killed (SIGKILL): it most likely hit the CPU time limit",
     signal.SIGSEGV: "crashed with a segmentation fault",

@@ -3,7 +3,7 @@
 A test cell trusts ``lstm_ref.grading``, numpy and the notebook's names ``grading``, ``np``,
 ``REF``. A notebook can reassign any of them (``grading.compare = lambda *a, **k: None``),
 register IPython hooks that rewrite the cells that follow, or patch the kernel. The grader
-(:class:`lstm_ref.instructor.execute.GuardedExecute`) calls these functions between cells
+(:class:`course_grader.execute.GuardedExecute`) calls these functions between cells
 through ``user_expressions``, which bypass the notebook's input transformers:
 
 * :func:`install`, before any student code: record the protected modules' namespaces, the
@@ -27,13 +27,12 @@ _MODULES = ("builtins", "math", "numpy", "numpy.random", "numpy.linalg", "numpy.
 # builtins that IPython itself rebinds around every execution
 _VOLATILE = {"_", "__", "___", "exit", "quit", "get_ipython", "display", "__IPYTHON__", "__builtins__", "_ih", "_oh",
              "_dh", "In", "Out"}
-_OWN = (__name__, "lstm_ref.instructor")
 _TRUSTED_HOOKS = ("IPython", "ipykernel", "matplotlib", "matplotlib_inline", "ipywidgets", "comm")
 _state = {}
 
 
 def _protected(name):
-    if name in _OWN or name.startswith(_OWN[1] + "."):
+    if name == __name__:  # the guard's own record of what to restore
         return False
     return name in _MODULES or any(name == p or name.startswith(p + ".") for p in _PREFIXES)
 

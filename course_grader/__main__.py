@@ -1,0 +1,7 @@
+"""``python -m course_grader COMMAND ...``: see :mod:`course_grader.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

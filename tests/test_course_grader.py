@@ -1,0 +1,88 @@
+"""course_grader's steps, tested without starting a kernel: what a batch records for each kind of
+outcome, whose fault a failure is, and what the sandbox gives the kernel to import lstm_ref with."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import lstm_ref
+from course_grader import batch, sandbox
+
+
+@pytest.fixture
+def state(tmp_path):
+    digests = {"ada": "1", "bo": "2", "cy": "3"}
+    return batch.GradingState(tmp_path / "state.json", lambda s: digests[s]), digests
+
+
+def test_a_graded_student_is_done_until_the_submission_changes(state):
+    st, digests = state
+    st.save("ada", batch.GRADED, 3.0)
+    assert st.done("ada", lambda s: True)
+    assert not st.done("ada", lambda s: False), "graded, but the autograded notebook is gone: grade again"
+    digests["ada"] = "changed"
+    assert not st.done("ada", lambda s: True)
+
+
+def test_a_grader_fault_is_never_done_so_every_rerun_grades_the_student_again(state):
+    st, _ = state
+    st.save("bo", batch.GRADER_FAULT, 1.0, "ZMQError: Address already in use")
+    assert not st.done("bo", lambda s: True)
+    again = batch.GradingState(st.path, st.digest)  # as the next run reads it
+    assert again.status("bo") == batch.GRADER_FAULT and not again.done("bo", lambda s: True)
+    assert json.loads(st.path.read_text())["bo"]["retry"] is True
+
+
+def test_an_unreadable_submission_stays_done_with_its_zero_until_it_changes(state):
+    st, digests = state
+    st.save("cy", batch.UNREADABLE, 0.0, "cy is not a notebook")
+    assert st.done("cy", lambda s: False)
+    digests["cy"] = "resubmitted"
+    assert not st.done("cy", lambda s: False)
+
+
+@pytest.mark.parametrize("result", [
+    {"student": "a", "success": False, "error": "NbGraderException: Please see the error log",
+     "log": "[ERROR] zmq.error.ZMQError: Address already in use (addr='tcp://127.0.0.1:54321')"},
+    {"student": "a", "success": False, "error": "the grading process died", "log": ""},
+    {"student": "a", "success": False, "error": "RuntimeError: Kernel died before replying to kernel_info", "log": ""},
+])
+def test_failures_of_the_grading_machinery_are_the_graders_fault(result):
+    status, reason = batch.classify(result)
+    assert status == batch.GRADER_FAULT
+    assert result["error"] in reason
+
+
+def test_only_a_submission_that_outlives_the_student_timeout_is_charged_and_success_is_graded():
+    status, reason = batch.classify({"student": "a", "success": False, "timed_out": True, "log": "",
+                                     "error": "grading took longer than 1800 s and was stopped"})
+    assert status == batch.UNREADABLE and "1800 s" in reason
+    assert batch.classify({"student": "a", "success": True, "seconds": 2.0}) == (batch.GRADED, "")
+
+
+def test_a_kernel_that_cannot_import_lstm_ref_is_named_as_the_cause_not_bubblewrap():
+    message = sandbox.unavailable_message(f"{sandbox.IMPORT_FAILED} numpy and lstm_ref.grading inside the sandbox "
+                                          "(ModuleNotFoundError: No module named 'lstm_ref')")
+    assert "No module named 'lstm_ref'" in message and "Install bubblewrap" not in message
+    assert "Install bubblewrap" in sandbox.unavailable_message("`bwrap` is not installed (no such program on PATH).")
+
+
+def test_the_kernel_finds_lstm_ref_where_the_grader_imports_it_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cmd = sandbox.build_command(["python", "-c", "pass"], sandbox.Sandbox(), shared_dir=str(tmp_path))
+    package = os.path.dirname(os.path.abspath(lstm_ref.__file__))
+    env = dict(zip(cmd[cmd.index("--clearenv") + 1:][1::3], cmd[cmd.index("--clearenv") + 1:][2::3]))
+    assert env["PYTHONPATH"] == os.path.dirname(package)
+    bound = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--ro-bind"]
+    assert package in bound or any(package.startswith(b + os.sep) for b in bound)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_kernels_talk_over_unix_sockets_with_or_without_the_sandbox(enabled):
+    from traitlets.config import Config
+
+    km = sandbox.SandboxedKernelManager(config=Config({"Sandbox": {"enabled": enabled}}))
+    assert km.transport == "ipc"  # no TCP port for two kernels starting at once to race for
