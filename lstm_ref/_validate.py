@@ -9,6 +9,7 @@ what came. Nothing is broadcast, cast or reshaped behind the caller's back: a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Real
 
 import numpy as np
 
@@ -176,3 +177,110 @@ def check_cell_inputs(family: str, x, states: Mapping[str, np.ndarray], params, 
     check_params(family, params, param_shapes(D, H), f"D = {D} from x, H = {H} from {names[0]}")
     first = next(iter(param_shapes(D, H)))
     check_same_dtype({"x": x, **states, f"params[{first!r}]": params[first]})
+
+
+def check_ids(name: str, ids, shape: tuple, dims: str, V: int | None = None) -> np.ndarray:
+    """Check an integer array of token ids: its shape, no empty axis, every id in [0, V).
+
+    ``shape`` holds ints or ``None`` as in check_array; ``V`` is the vocabulary size the ids
+    index into (None skips the range check). Booleans and floats are refused, not cast:
+    a float array of "ids" is almost always logits or probabilities passed by mistake.
+    """
+    if not isinstance(ids, np.ndarray):
+        raise ValueError(
+            f"{name} must be a numpy integer array of shape {dims}; got {_describe(ids)}. "
+            "Convert it with np.asarray(..., dtype=np.int64) first."
+        )
+    if ids.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must hold integer token ids (dtype int64 or another integer type); got dtype "
+            f"{ids.dtype}. Floats or booleans are not converted silently: did you pass logits or "
+            "probabilities instead of ids?"
+        )
+    if ids.ndim != len(shape):
+        raise ValueError(f"{name} must have {len(shape)} dimensions {dims}; got shape {ids.shape}.")
+    for axis, (got, expected) in enumerate(zip(ids.shape, shape)):
+        if expected is not None and got != expected:
+            raise ValueError(
+                f"{name} must have shape {dims} = {tuple(ids.shape[i] if s is None else s for i, s in enumerate(shape))}; "
+                f"got {ids.shape} (axis {axis} is {got}, expected {expected})."
+            )
+        if got == 0:
+            raise ValueError(f"{name} must not be empty; got shape {ids.shape} (axis {axis} has length 0).")
+    if V is not None:
+        bad = np.flatnonzero((ids.reshape(-1) < 0) | (ids.reshape(-1) >= V))
+        if bad.size:
+            where = np.unravel_index(bad[0], ids.shape)
+            raise ValueError(
+                f"{name} must hold ids in [0, V) = [0, {V}); got {ids.reshape(-1)[bad[0]]} at index "
+                f"{tuple(int(i) for i in where)} ({bad.size} id(s) out of range)."
+            )
+    return ids
+
+
+def check_mask(name: str, mask, shape: tuple, dims: str) -> np.ndarray:
+    """Check a boolean mask of exactly the given shape (True marks the entries that count)."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        got = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else _describe(mask)
+        raise ValueError(
+            f"{name} must be a boolean numpy array of shape {dims} = {shape} or None; got {got}. "
+            "Use mask.astype(bool) if it holds 0/1."
+        )
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {dims} = {tuple(shape)}; got {mask.shape}.")
+    return mask
+
+
+def check_temperature(temperature) -> float:
+    """Check a sampling temperature: a finite real number >= 0 (0 means greedy). Returns it as a float."""
+    if isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, (int, float, np.integer, np.floating)):
+        raise ValueError(f"temperature must be a real number >= 0; got {_describe(temperature)}.")
+    if not np.isfinite(temperature) or temperature < 0:
+        raise ValueError(
+            f"temperature must be a finite number >= 0 (0 means greedy, 1 the model's own distribution); "
+            f"got {temperature!r}."
+        )
+    return float(temperature)
+
+
+# Checks of plain arguments: counts, positive numbers, dtypes, arrays of any shape, dicts of arrays.
+
+
+def check_float_dtype(dtype) -> np.dtype:
+    """The numpy dtype named by dtype if it is float32 or float64; ValueError otherwise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}.")
+    return dt
+
+
+def check_count(name: str, value, low: int = 0) -> None:
+    """Like check_sizes, for counts that may be zero (a lag of 0 steps is a valid task)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+
+
+def check_positive(name: str, value) -> None:
+    """A real number > 0 (not a bool, not nan)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number; got {value!r}.")
+
+
+def check_float_array(name: str, z) -> np.ndarray:
+    """A float32 or float64 numpy array of any shape."""
+    if not isinstance(z, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array; got a {type(z).__name__}.")
+    return check_array(name, z, (None,) * z.ndim, "(any shape)")
+
+
+def check_grads(grads) -> None:
+    """A non-empty dict of float arrays of any shapes (what a backward pass returns)."""
+    if not isinstance(grads, Mapping):
+        raise ValueError(f"grads must be a dict of numpy arrays; got {_describe(grads)}.")
+    if not grads:
+        raise ValueError("grads must hold at least one array; got an empty dict.")
+    for key, g in grads.items():
+        check_array(f"grads[{key!r}]", g, (None,) * np.ndim(g), "(any shape)")

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_array
+from ._validate import check_float_array
 
 __all__ = ["sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "dsigmoid", "dtanh"]
-
-
-def _check_float(name: str, z) -> np.ndarray:
-    if not isinstance(z, np.ndarray):
-        raise ValueError(f"{name} must be a numpy array; got a {type(z).__name__}.")
-    return check_array(name, z, (None,) * z.ndim, "(any shape)")
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -32,7 +26,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     The second form also keeps full relative precision for tiny outputs, where computing
     1 - 1/(1 + e) would cancel.
     """
-    _check_float("z", z)
+    check_float_array("z", z)
     e = np.exp(-np.abs(z))
     s = 1.0 / (1.0 + e)
     return np.where(z >= 0, s, e * s).astype(z.dtype, copy=False)
@@ -43,7 +37,7 @@ def sigmoid_grad(s: np.ndarray) -> np.ndarray:
 
     s: sigmoid(z), any shape. Returns d sigmoid / dz at that z, same shape and dtype.
     """
-    _check_float("s", s)
+    check_float_array("s", s)
     return s * (1.0 - s)
 
 
@@ -57,7 +51,7 @@ def tanh(z: np.ndarray) -> np.ndarray:
 
     z: array of any shape, float32 or float64. Returns an array of the same shape and dtype.
     """
-    _check_float("z", z)
+    check_float_array("z", z)
     return np.tanh(z)
 
 
@@ -66,7 +60,7 @@ def tanh_grad(t: np.ndarray) -> np.ndarray:
 
     t: tanh(z), any shape. Returns d tanh / dz at that z, same shape and dtype.
     """
-    _check_float("t", t)
+    check_float_array("t", t)
     return 1.0 - t * t
 
 

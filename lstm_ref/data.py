@@ -10,25 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES, check_array, check_rng, check_sizes
+from ._validate import check_array, check_count, check_float_dtype, check_rng, check_sizes
 
 __all__ = ["make_windows", "sine_series", "delayed_recall", "adding_problem", "copy_task"]
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in FLOAT_DTYPES:
-        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}.")
-    return dt
-
-
-def _check_count(name: str, value, low: int = 0) -> None:
-    """Like check_sizes, for counts that may be zero (a lag of 0 steps is a valid task)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
 
 
 def make_windows(series: np.ndarray, window: int, horizon: int = 1, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +54,7 @@ def sine_series(
     """
     check_sizes(length=length)
     check_rng(rng)
-    dt = _check_dtype(dtype)
+    dt = check_float_dtype(dtype)
     periods = np.asarray(periods, dtype=np.float64).reshape(-1)  # (K,)
     if periods.size == 0 or not np.all(np.isfinite(periods) & (periods > 0)):
         raise ValueError(f"periods must be one or more positive numbers of steps; got {periods.tolist()}.")
@@ -100,9 +84,9 @@ def delayed_recall(
     exactly when W >= lag + 1 and can do no better than chance (1/2) when W <= lag.
     """
     check_sizes(n=n, T=T)
-    _check_count("lag", lag)
+    check_count("lag", lag)
     check_rng(rng)
-    dt = _check_dtype(dtype)
+    dt = check_float_dtype(dtype)
     if lag >= T:
         raise ValueError(f"lag must be < T = {T} so the answer lies inside the sequence; got lag = {lag}.")
     bits = rng.integers(0, 2, size=(T, n))  # (T, N) in {0, 1}
@@ -127,12 +111,12 @@ def adding_problem(
     """
     check_sizes(n=n, T=T)
     check_rng(rng)
-    dt = _check_dtype(dtype)
+    dt = check_float_dtype(dtype)
     if T < 2:
         raise ValueError(f"T must be at least 2 to hold two markers; got T = {T}.")
     half = T // 2
     if lag is not None:
-        _check_count("lag", lag)
+        check_count("lag", lag)
         if not T - half <= lag <= T - 1:
             raise ValueError(
                 f"lag must lie in [ceil(T/2), T - 1] = [{T - half}, {T - 1}] so the first marker "
@@ -171,9 +155,9 @@ def copy_task(
     (use targets at every step for the "predict blank, then copy" loss of Arjovsky et al., 2016).
     """
     check_sizes(n=n, n_symbols=n_symbols, length=length)
-    _check_count("lag", lag)
+    check_count("lag", lag)
     check_rng(rng)
-    dt = _check_dtype(dtype)
+    dt = check_float_dtype(dtype)
     S, blank, go = length, n_symbols, n_symbols + 1
     T = 2 * S + lag + 1
     symbols = rng.integers(0, n_symbols, size=(S, n))  # (S, N)

@@ -23,15 +23,12 @@ state the sequence starts from, before hs[0].
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from numbers import Real
 
 import numpy as np
 
-from ._validate import check_array, check_params, check_same_dtype, check_sequence
-from .gru import gru_backward, gru_forward, gru_param_shapes
-from .lstm import lstm_backward, lstm_forward, lstm_param_shapes
-from .rnn import rnn_backward, rnn_forward, rnn_param_shapes
+from ._validate import check_array, check_grads, check_params, check_positive, check_same_dtype, check_sequence
+from .families import family as cell_family
+from .rnn import rnn_forward, rnn_param_shapes
 
 __all__ = [
     "rnn_jacobians",
@@ -43,14 +40,6 @@ __all__ = [
     "spectral_radius",
     "scale_to_spectral_radius",
 ]
-
-# name used in messages, forward, backward, parameter shapes, number of initial states
-_FAMILIES = {
-    "rnn": ("RNN", rnn_forward, rnn_backward, rnn_param_shapes, 1),
-    "lstm": ("LSTM", lstm_forward, lstm_backward, lstm_param_shapes, 2),
-    "gru": ("GRU", gru_forward, gru_backward, gru_param_shapes, 1),
-}
-
 
 def _check_rnn_inputs(xs, h0, params) -> None:
     check_sequence("xs", xs)
@@ -124,9 +113,9 @@ def rnn_lag_jacobian_norms(
 
 def _check_family_inputs(family, xs, state0, params) -> tuple:
     """Validate for lag_gradient_norms and friends; return (forward, backward, states)."""
-    if not isinstance(family, str) or family not in _FAMILIES:
-        raise ValueError(f"family must be one of {list(_FAMILIES)}; got {family!r}.")
-    label, forward, backward, param_shapes, n_states = _FAMILIES[family]
+    cell = cell_family(family)
+    label, forward, backward, param_shapes, n_states = (cell.label, cell.forward, cell.backward, cell.param_shapes,
+                                                        cell.n_states)
     check_sequence("xs", xs)
     T, N, D = xs.shape
     if n_states == 2:
@@ -202,20 +191,6 @@ def lag_gradient_norms(family: str, xs: np.ndarray, state0, params: dict, ord="f
     return np.ascontiguousarray(_matrix_norms(J, ord)[::-1])  # (T, N) by lag
 
 
-def _check_grads(grads) -> None:
-    if not isinstance(grads, Mapping):
-        raise ValueError(f"grads must be a dict of numpy arrays; got {_what(grads)}.")
-    if not grads:
-        raise ValueError("grads must hold at least one array; got an empty dict.")
-    for key, g in grads.items():
-        check_array(f"grads[{key!r}]", g, (None,) * np.ndim(g), "(any shape)")
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number; got {value!r}.")
-
-
 def clip_grad_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
     """Rescale all gradients together so that their global L2 norm is at most max_norm.
 
@@ -230,8 +205,8 @@ def clip_grad_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
     that it divides by total_norm + 1e-6 and clips in place.
     A nan or inf gradient raises ValueError: no rescaling can repair it.
     """
-    _check_grads(grads)
-    _check_positive("max_norm", max_norm)
+    check_grads(grads)
+    check_positive("max_norm", max_norm)
     bad = [key for key, g in grads.items() if not np.all(np.isfinite(g))]
     if bad:
         raise ValueError(f"grads {bad} contain nan or inf; their norm is not finite and clipping cannot fix it.")
@@ -260,8 +235,8 @@ def clip_grad_value(grads: dict, clip_value: float) -> dict:
     Unlike norm clipping this changes the direction of the update. nan entries stay nan.
     The inputs are never modified (torch.nn.utils.clip_grad_value_ clips in place).
     """
-    _check_grads(grads)
-    _check_positive("clip_value", clip_value)
+    check_grads(grads)
+    check_positive("clip_value", clip_value)
     return {key: np.clip(g, g.dtype.type(-clip_value), g.dtype.type(clip_value)) for key, g in grads.items()}
 
 
@@ -293,7 +268,7 @@ def scale_to_spectral_radius(W: np.ndarray, rho: float) -> np.ndarray:
     eigenvalue by rho / spectral_radius(W) keeps the eigenvectors, so only the growth rate changes.
     """
     _check_square(W)
-    _check_positive("rho", rho)
+    check_positive("rho", rho)
     if not np.isfinite(rho):
         raise ValueError(f"rho must be finite; got {rho!r}.")
     radius = spectral_radius(W)

@@ -205,13 +205,13 @@ def lstm_forward(
             np.exp(a, out=a)
             a += 1.0
             np.reciprocal(a, out=a)  # o, i, f are now sigmoids; the candidate is (tanh + 1) / 2
-            g = a[:, 3 * H :]
-            g *= 2.0
-            g -= 1.0
+            c_tilde = a[:, 3 * H :]
+            c_tilde *= 2.0
+            c_tilde -= 1.0
             o, i, f = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
             cn = cs[t]
             np.multiply(f, c, out=cn)
-            np.multiply(i, g, out=ig)
+            np.multiply(i, c_tilde, out=ig)
             cn += ig
             tc = tanh_cs[t]
             if exp_tanh:
@@ -250,8 +250,8 @@ def lstm_backward(dhs: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray
     v = np.empty((N, H), dtype=dhs.dtype)
     for t in range(T - 1, -1, -1):
         a, da = k.acts[t], das[t]  # (N, 4H) each, in _STACK order o, i, f, c~
-        o, i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        da_o, da_i, da_f, da_g = da[:, :H], da[:, H : 2 * H], da[:, 2 * H : 3 * H], da[:, 3 * H :]
+        o, i, f, c_tilde = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        da_o, da_i, da_f, da_c = da[:, :H], da[:, H : 2 * H], da[:, 2 * H : 3 * H], da[:, 3 * H :]
         tc = k.tanh_cs[t]
         c_prev = k.cs[t - 1] if t > 0 else k.c0
         dh += dhs[t]
@@ -266,15 +266,15 @@ def lstm_backward(dhs: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray
         u *= o
         u *= dh
         dc += u
-        # input gate: da_i = dc * c~ * i (1 - i); candidate: da_g = dc * i * (1 - c~^2)
+        # input gate: da_i = dc * c~ * i (1 - i); candidate: da_c = dc * i * (1 - c~^2)
         np.subtract(1.0, i, out=u)
         u *= i
-        u *= g
+        u *= c_tilde
         np.multiply(dc, u, out=da_i)
-        np.multiply(g, g, out=v)
+        np.multiply(c_tilde, c_tilde, out=v)
         np.subtract(1.0, v, out=v)
         v *= i
-        np.multiply(dc, v, out=da_g)
+        np.multiply(dc, v, out=da_c)
         # forget gate: da_f = dc * c_prev * f (1 - f)
         np.subtract(1.0, f, out=u)
         u *= f

@@ -22,10 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .gru import gru_param_shapes
-from .lstm import lstm_param_shapes
-from .rnn import rnn_param_shapes
 from ._validate import check_params
+from .families import FAMILIES, CellFamily
 
 __all__ = [
     "rnn_params_from_torch",
@@ -36,27 +34,10 @@ __all__ = [
     "gru_params_to_torch",
 ]
 
-# For each family: the torch class, and our gate letter for each of torch's stacked blocks.
-_LAYOUT = {
-    "RNN": (torch.nn.RNN, ("h",)),
-    "LSTM": (torch.nn.LSTM, ("i", "f", "c", "o")),
-    "GRU": (torch.nn.GRU, ("r", "z", "h")),
-}
-_SHAPES = {"RNN": rnn_param_shapes, "LSTM": lstm_param_shapes, "GRU": gru_param_shapes}
-
-
-def _names(family: str, gate: str) -> tuple[str, str, str]:
-    """Our names for one gate's input weight, recurrent weight and bias."""
-    if family == "RNN":
-        return "W_xh", "W_hh", "b_h"
-    return f"W_x{gate}", f"W_h{gate}", f"b_{gate}"
-
-
-def _check_module(family: str, module, layer: int, reverse: bool) -> str:
-    cls, _ = _LAYOUT[family]
-    if not isinstance(module, cls):
-        raise ValueError(f"expected a torch.nn.{family}; got a {type(module).__name__}.")
-    if family == "RNN" and module.nonlinearity != "tanh":
+def _check_module(cell: CellFamily, module, layer: int, reverse: bool) -> str:
+    if not isinstance(module, getattr(torch.nn, cell.label)):  # nn.RNN, nn.LSTM, nn.GRU
+        raise ValueError(f"expected a torch.nn.{cell.label}; got a {type(module).__name__}.")
+    if cell.key == "rnn" and module.nonlinearity != "tanh":
         raise ValueError(f"lstm_ref's RNN uses tanh; this nn.RNN uses nonlinearity={module.nonlinearity!r}.")
     if getattr(module, "proj_size", 0):
         raise ValueError(f"LSTMs with projections are not supported; got proj_size={module.proj_size}.")
@@ -67,9 +48,10 @@ def _check_module(family: str, module, layer: int, reverse: bool) -> str:
     return f"_l{layer}" + ("_reverse" if reverse else "")
 
 
-def _from_torch(family: str, module, layer: int, reverse: bool) -> dict[str, np.ndarray]:
-    suffix = _check_module(family, module, layer, reverse)
-    _, gates = _LAYOUT[family]
+def _from_torch(key: str, module, layer: int, reverse: bool) -> dict[str, np.ndarray]:
+    cell = FAMILIES[key]
+    suffix = _check_module(cell, module, layer, reverse)
+    gates = cell.torch_gates
     H = module.hidden_size
     w_ih = getattr(module, "weight_ih" + suffix).detach().cpu().numpy()  # (G*H, D)
     w_hh = getattr(module, "weight_hh" + suffix).detach().cpu().numpy()  # (G*H, H)
@@ -78,7 +60,7 @@ def _from_torch(family: str, module, layer: int, reverse: bool) -> dict[str, np.
         b_hh = getattr(module, "bias_hh" + suffix).detach().cpu().numpy()  # (G*H,)
     else:
         b_ih = b_hh = np.zeros(len(gates) * H, dtype=w_ih.dtype)
-    if family == "GRU" and np.any(b_hh[2 * H :] != 0):
+    if key == "gru" and np.any(b_hh[2 * H :] != 0):
         raise ValueError(
             "this nn.GRU has a non-zero b_hn (bias_hh's candidate block), which PyTorch applies "
             "inside the reset gate, r * (h W_hn + b_hn); lstm_ref's GRU has no such term. Zero it "
@@ -87,28 +69,30 @@ def _from_torch(family: str, module, layer: int, reverse: bool) -> dict[str, np.
     params = {}
     for n, gate in enumerate(gates):
         rows = slice(n * H, (n + 1) * H)
-        wx, wh, b = _names(family, gate)
+        wx, wh, b = cell.param_names(gate)
         params[wx] = w_ih[rows].T.copy()  # (D, H)
         params[wh] = w_hh[rows].T.copy()  # (H, H)
         params[b] = (b_ih[rows] + b_hh[rows]).copy()  # (H,)
-    return {k: params[k] for k in _SHAPES[family](1, 1)}  # our canonical key order
+    return {k: params[k] for k in cell.param_shapes(1, 1)}  # our canonical key order
 
 
-def _to_torch(family: str, params: dict, module, layer: int, reverse: bool):
-    suffix = _check_module(family, module, layer, reverse)
-    _, gates = _LAYOUT[family]
+def _to_torch(key: str, params: dict, module, layer: int, reverse: bool):
+    cell = FAMILIES[key]
+    suffix = _check_module(cell, module, layer, reverse)
+    gates = cell.torch_gates
     H = module.hidden_size
     D = getattr(module, "weight_ih" + suffix).shape[1]
-    dtype = check_params(family, params, _SHAPES[family](D, H), f"D = {D}, H = {H} from the module")
+    dtype = check_params(cell.label, params, cell.param_shapes(D, H), f"D = {D}, H = {H} from the module")
     module_dtype = getattr(module, "weight_ih" + suffix).dtype
     if torch.from_numpy(np.zeros(0, dtype=dtype)).dtype != module_dtype:
         raise ValueError(
             f"params are {dtype} but the module is {module_dtype}; nothing is cast silently: "
             "convert one of them first (module.double() or arrays .astype(np.float32))."
         )
-    w_ih = np.concatenate([params[_names(family, g)[0]].T for g in gates])  # (G*H, D)
-    w_hh = np.concatenate([params[_names(family, g)[1]].T for g in gates])  # (G*H, H)
-    b = np.concatenate([params[_names(family, g)[2]] for g in gates])  # (G*H,)
+    names = [cell.param_names(g) for g in gates]  # (W_x, W_h, b) of each stacked block
+    w_ih = np.concatenate([params[wx].T for wx, _, _ in names])  # (G*H, D)
+    w_hh = np.concatenate([params[wh].T for _, wh, _ in names])  # (G*H, H)
+    b = np.concatenate([params[bias] for _, _, bias in names])  # (G*H,)
     if not module.bias and np.any(b != 0):
         raise ValueError("the module was built with bias=False but params has non-zero biases.")
     with torch.no_grad():
@@ -125,7 +109,7 @@ def rnn_params_from_torch(module: torch.nn.RNN, layer: int = 0, reverse: bool = 
 
     b_h = bias_ih + bias_hh. Arrays keep the module's dtype (float32 unless .double() was called).
     """
-    return _from_torch("RNN", module, layer, reverse)
+    return _from_torch("rnn", module, layer, reverse)
 
 
 def rnn_params_to_torch(params: dict, module: torch.nn.RNN, layer: int = 0, reverse: bool = False):
@@ -133,7 +117,7 @@ def rnn_params_to_torch(params: dict, module: torch.nn.RNN, layer: int = 0, reve
 
     params: {"W_xh": (D, H), "W_hh": (H, H), "b_h": (H,)} with the module's dtype.
     """
-    return _to_torch("RNN", params, module, layer, reverse)
+    return _to_torch("rnn", params, module, layer, reverse)
 
 
 def lstm_params_from_torch(module: torch.nn.LSTM, layer: int = 0, reverse: bool = False) -> dict[str, np.ndarray]:
@@ -141,7 +125,7 @@ def lstm_params_from_torch(module: torch.nn.LSTM, layer: int = 0, reverse: bool 
 
     Unstacks PyTorch's (i, f, g, o) blocks into our i, f, c, o and sums its two biases.
     """
-    return _from_torch("LSTM", module, layer, reverse)
+    return _from_torch("lstm", module, layer, reverse)
 
 
 def lstm_params_to_torch(params: dict, module: torch.nn.LSTM, layer: int = 0, reverse: bool = False):
@@ -149,7 +133,7 @@ def lstm_params_to_torch(params: dict, module: torch.nn.LSTM, layer: int = 0, re
 
     params: the twelve arrays of lstm_param_shapes(D, H), with the module's dtype.
     """
-    return _to_torch("LSTM", params, module, layer, reverse)
+    return _to_torch("lstm", params, module, layer, reverse)
 
 
 def gru_params_from_torch(module: torch.nn.GRU, layer: int = 0, reverse: bool = False) -> dict[str, np.ndarray]:
@@ -157,7 +141,7 @@ def gru_params_from_torch(module: torch.nn.GRU, layer: int = 0, reverse: bool = 
 
     Unstacks PyTorch's (r, z, n) blocks into our r, z, h. Raises ValueError if b_hn != 0 (see above).
     """
-    return _from_torch("GRU", module, layer, reverse)
+    return _from_torch("gru", module, layer, reverse)
 
 
 def gru_params_to_torch(params: dict, module: torch.nn.GRU, layer: int = 0, reverse: bool = False):
@@ -165,4 +149,4 @@ def gru_params_to_torch(params: dict, module: torch.nn.GRU, layer: int = 0, reve
 
     params: the nine arrays of gru_param_shapes(D, H), with the module's dtype; b_hn is set to 0.
     """
-    return _to_torch("GRU", params, module, layer, reverse)
+    return _to_torch("gru", params, module, layer, reverse)

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import torch_cells as tc
-from lstm_ref import gru, lstm, rnn
+from lstm_ref.families import FAMILIES as CELL_FAMILIES
+from lstm_ref.families import CellFamily
 from lstm_ref.gradcheck import numerical_gradient, rel_error
 
 FWD_TOL = 1e-10  # max abs difference, float64 forward
@@ -25,27 +26,21 @@ GRAD_TOL = 1e-9  # max abs difference, float64 gradients
 FD_TOL = 1e-7  # relative error against finite differences
 
 
+# Our functions come from the package's one table of cells; the torch truth is typed out beside them.
+TORCH = {"rnn": (tc.rnn_step, tc.rnn_seq), "lstm": (tc.lstm_step, tc.lstm_seq), "gru": (tc.gru_step, tc.gru_seq)}
+
+
 @dataclass(frozen=True)
 class Family:
-    name: str
-    n_states: int  # 1 for h, 2 for (h, c)
-    init: Callable
-    step_forward: Callable
-    step_backward: Callable
-    forward: Callable
-    backward: Callable
+    cell: CellFamily
     torch_step: Callable
     torch_seq: Callable
 
+    def __getattr__(self, name):  # name, n_states, init, step_forward, ... from the CellFamily
+        return getattr(self.cell, "key" if name == "name" else name)
 
-FAMILIES = {
-    "rnn": Family("rnn", 1, rnn.init_rnn_params, rnn.rnn_step_forward, rnn.rnn_step_backward,
-                  rnn.rnn_forward, rnn.rnn_backward, tc.rnn_step, tc.rnn_seq),
-    "lstm": Family("lstm", 2, lstm.init_lstm_params, lstm.lstm_step_forward, lstm.lstm_step_backward,
-                   lstm.lstm_forward, lstm.lstm_backward, tc.lstm_step, tc.lstm_seq),
-    "gru": Family("gru", 1, gru.init_gru_params, gru.gru_step_forward, gru.gru_step_backward,
-                  gru.gru_forward, gru.gru_backward, tc.gru_step, tc.gru_seq),
-}
+
+FAMILIES = {key: Family(cell, *TORCH[key]) for key, cell in CELL_FAMILIES.items()}
 
 
 def _as_tuple(out):

@@ -14,24 +14,9 @@ from .calls import call_student, trusted
 from .compare import compare
 from .reference import check_numpy_intact, reference
 
-_GATE_NAMES = {"i": "input gate", "f": "forget gate", "o": "output gate", "c": "candidate",
-               "z": "update gate", "r": "reset gate", "h": "candidate"}
-
-
 def _family(family: str):
-    """(number of states, param_shapes, step_forward, forward, step_backward, backward) of the reference."""
-    ref = reference()
-    table = {
-        "rnn": (1, ref.rnn.rnn_param_shapes, ref.rnn.rnn_step_forward, ref.rnn.rnn_forward,
-                ref.rnn.rnn_step_backward, ref.rnn.rnn_backward),
-        "lstm": (2, ref.lstm.lstm_param_shapes, ref.lstm.lstm_step_forward, ref.lstm.lstm_forward,
-                 ref.lstm.lstm_step_backward, ref.lstm.lstm_backward),
-        "gru": (1, ref.gru.gru_param_shapes, ref.gru.gru_step_forward, ref.gru.gru_forward,
-                ref.gru.gru_step_backward, ref.gru.gru_backward),
-    }
-    if family not in table:
-        raise ValueError(f"family must be one of {sorted(table)}; got {family!r}.")
-    return table[family]
+    """The reference's CellFamily for "rnn", "lstm" or "gru" (see lstm_ref.families)."""
+    return reference().families.family(family)
 
 
 def cell_case(family: str, T: int, N: int, D: int, H: int, seed: int, dtype=np.float64, scale: float = 1.0):
@@ -39,17 +24,17 @@ def cell_case(family: str, T: int, N: int, D: int, H: int, seed: int, dtype=np.f
 
     Parameters are drawn at scale/sqrt(H) so gates are neither saturated nor all near 0.5.
     """
-    n_states, shapes, *_ = _family(family)
+    cell = _family(family)
     rng = np.random.default_rng(seed)
-    params = {k: (rng.standard_normal(s) * scale / np.sqrt(H)).astype(dtype) for k, s in shapes(D, H).items()}
+    params = {k: (rng.standard_normal(s) * scale / np.sqrt(H)).astype(dtype) for k, s in cell.param_shapes(D, H).items()}
     xs = rng.standard_normal((T, N, D)).astype(dtype)
-    states = [rng.standard_normal((N, H)).astype(dtype) for _ in range(n_states)]
+    states = [rng.standard_normal((N, H)).astype(dtype) for _ in range(cell.n_states)]
     return xs, states, params
 
 
 def _term(key: str, family: str) -> str:
     gate = key.split("_")[1][-1]
-    where = _GATE_NAMES.get(gate, "") if family != "rnn" else ""
+    where = _family(family).gate_names.get(gate, "")
     if key.startswith("W_x"):
         return f"x @ {key}" + (f" ({where})" if where else "")
     if key.startswith("W_h"):
@@ -65,8 +50,8 @@ def _outputs(result, n_out: int, name: str, returns: str):
 
 
 def _forward_differs(student_fn, family, step, x, states, params, atol, name) -> bool:
-    n_states, _, ref_step, ref_seq, *_ = _family(family)
-    ref_fn = ref_step if step else ref_seq
+    cell = _family(family)
+    n_states, ref_fn = cell.n_states, cell.step_forward if step else cell.forward
     expected = ref_fn(x, *states, params)[:n_states]
     got, _ = call_student(student_fn, x, *states, params, name=name)
     if not isinstance(got, tuple) or len(got) < n_states:
@@ -124,7 +109,8 @@ def check_forward(
     before entering the block and pass that as student_step.
     """
     check_numpy_intact()
-    n_states, _, ref_step, ref_seq, *_ = _family(family)
+    cell = _family(family)
+    n_states, ref_fn = cell.n_states, cell.step_forward if step else cell.forward
     outs = ["h", "c"][:n_states] if step else ["hs", "cs"][:n_states]
     returns = "(" + ", ".join(outs + ["cache"]) + ")"
     for case in cases:
@@ -132,7 +118,7 @@ def check_forward(
         dtype = rest[0] if rest else np.float64
         xs, states, params = cell_case(family, 1 if step else T, N, D, H, seed, dtype)
         x = xs[0] if step else xs
-        expected = (ref_step if step else ref_seq)(x, *states, params)[:n_states]
+        expected = ref_fn(x, *states, params)[:n_states]
         result, _ = call_student(student_fn, x, *states, params, name=name)
         got, cache = _outputs(result, n_states, name, returns)
         shape_desc = f"(N, D, H) = {(N, D, H)}" if step else f"(T, N, D, H) = {(T, N, D, H)}"
@@ -171,7 +157,8 @@ def step_loop(family: str) -> Callable:
     a bug in the student's own sequence forward is not charged to the backward as well.
     Returns f(xs, *states, params) -> (hs[, cs], [cache_0, ..., cache_{T-1}]).
     """
-    n_states, _, ref_step, *_ = _family(family)
+    cell = _family(family)
+    n_states, ref_step = cell.n_states, cell.step_forward
 
     def loop(xs, *args):
         *states, params = args
@@ -206,7 +193,7 @@ def _step_verdict(student_step, family, xs, states, params, atol, step_name) -> 
 
 def _scalar_loss(student_fwd, family, upstream, name):
     """The scalar sum(upstream * outputs) as a function of one input, for finite differences."""
-    n_states = _family(family)[0]
+    n_states = _family(family).n_states
     n_up = len(upstream)
 
     def loss(args):
@@ -242,7 +229,8 @@ def check_backward(
     that fails, its worst entry and, for a sequence, whether the error enters at the last step.
     """
     check_numpy_intact()
-    n_states, shapes, *_ = _family(family)
+    cell = _family(family)
+    n_states, shapes = cell.n_states, cell.param_shapes
     ref = reference()
     for case in cases:
         T, N, D, H, seed = case[:5]

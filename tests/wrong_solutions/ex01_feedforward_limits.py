@@ -108,4 +108,13 @@ WRONG = {
             "    X_test = xs_test[-window:, :, 0].T\n").replace("def recall_accuracy", "import lstm_ref\n\n\ndef recall_accuracy")},
         "loses": ["test_recall_accuracy_visible", "test_recall_accuracy_hidden"],
     },
+    "windows_return_views_of_the_series": {
+        # right values, but X is an as_strided view and y a slice: both share the caller's memory
+        "cells": {"make_windows": WINDOWS.replace(
+            "X = series[starts[:, None] + np.arange(window)]\n    y = series[starts + window - 1 + horizon]",
+            "step = series.strides[0]\n"
+            "    X = np.lib.stride_tricks.as_strided(series, shape=(M, window), strides=(stride * step, step))\n"
+            "    y = series[window - 1 + horizon::stride][:M]")},
+        "loses": ["test_make_windows_visible", "test_make_windows_hidden"],
+    },
 }

@@ -81,4 +81,12 @@ WRONG = {
             "np.float64(0.0) + x @", "x.astype(np.float64) @")},
         "loses": ["test_rnn_step_forward_hidden"],
     },
+    "forward_caches_only_the_last_step": {
+        # the right hidden states, but the cache is the last step's instead of the list of all of them
+        "cells": {"rnn_forward": (
+            "def rnn_forward(xs, h0, params):\n    h, hs = h0, []\n    for x in xs:\n"
+            "        h, cache = rnn_step_forward(x, h, params)\n        hs.append(h)\n"
+            "    return np.stack(hs), cache\n")},
+        "loses": ["test_rnn_forward_visible", "test_rnn_forward_hidden"],
+    },
 }

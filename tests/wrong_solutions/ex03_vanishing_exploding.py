@@ -147,6 +147,12 @@ WRONG = {
         "cells": {"predict_regime": replaced(REGIME, "if sigma < 1:", "if rho < 1:")},
         "loses": REGIME_CELLS,
     },
+    "clip_returns_the_callers_own_dict_under_the_threshold": {
+        # right values everywhere, but under the threshold the caller gets its own dict back
+        "cells": {"clip_by_global_norm": replaced(CLIP, "    return clipped, total_norm",
+                                                  "    return (grads if scale == 1.0 else clipped), total_norm")},
+        "loses": CLIP_CELLS,
+    },
 }
 
 # Not wrong: a correct alternative for every part (loops per sample, singular values from np.linalg.svd, the
