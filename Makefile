@@ -33,8 +33,8 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-# Two xdist workers. Each worker that runs a test of the built book builds the book once for its
-# session (about three minutes); the grading tests, most of the suite's time, share out evenly.
+# Two xdist workers. The book is built once, in the background from the start (tests/conftest.py),
+# while the workers run the tests that need no book; the grading tests share out evenly.
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2
 

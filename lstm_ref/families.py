@@ -58,7 +58,10 @@ FAMILIES: dict[str, CellFamily] = {
 
 
 def family(key: str) -> CellFamily:
-    """The CellFamily of "rnn", "lstm" or "gru"; ValueError naming the choices for anything else."""
+    """The CellFamily of "rnn", "lstm" or "gru"; ValueError naming the choices for anything else.
+
+    key: str; returns a CellFamily (its shapes: param_shapes(D, H) -> {name: (rows, cols) or (H,)}).
+    """
     if not isinstance(key, str) or key not in FAMILIES:
         raise ValueError(f"family must be one of {list(FAMILIES)}; got {key!r}.")
     return FAMILIES[key]

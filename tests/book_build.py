@@ -18,6 +18,7 @@ the built pages also proves that.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -82,6 +83,14 @@ class Build:
     html: Path
     placeholders: set[str] = field(default_factory=set)  # pages left out of a partial build
     mplbackend: str | None = None  # MPLBACKEND in the environment the build was started with
+
+    def to_json(self) -> str:
+        return json.dumps(dict(self.__dict__, html=str(self.html), placeholders=sorted(self.placeholders)))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Build":
+        data = json.loads(text)
+        return cls(**dict(data, html=Path(data["html"]), placeholders=set(data["placeholders"])))
 
     def check(self) -> None:
         # The exit code is the verdict: -W turns every Sphinx warning into a failure, and
@@ -153,3 +162,14 @@ def build_book(tmp: Path) -> Build:
                 if re.search(r"WARNING|ERROR|Error|Exception", line) and "[IPKernelApp]" not in line]
     return Build(f"MPLBACKEND={CALLER_MPLBACKEND} {' '.join(cmd)}", result.returncode, problems, log,
                  tmp / "_build" / "html", placeholders, env["MPLBACKEND"])
+
+
+if __name__ == "__main__":  # the background build a parallel test session starts (see conftest.py)
+    out = Path(sys.argv[1])
+    try:
+        built = build_book(out)
+    except BaseException as exc:
+        (out / "failed.txt").write_text(f"{type(exc).__name__}: {exc}")
+        raise
+    (out / "build.tmp").write_text(built.to_json())
+    os.replace(out / "build.tmp", out / "build.json")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import lstm_ref
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CONTRACT = [
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
@@ -29,13 +33,16 @@ def test_contract_functions_are_exported():
 
 
 def test_every_public_function_opens_with_a_sentence_and_states_shapes():
-    modules = ["activations", "rnn", "lstm", "gru", "gradcheck", "gradients", "data", "torch_interop"]
+    modules = ["activations", "rnn", "lstm", "gru", "families", "gradcheck", "gradients", "data", "torch_interop",
+               "language_model", "grading.reference", "grading.calls", "grading.compare", "grading.checks",
+               "grading.cells"]
     undocumented, shapeless = [], []
     for name in modules:
         module = __import__(f"lstm_ref.{name}", fromlist=["*"])
-        for fname in module.__all__:
+        public = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+        for fname in public:
             obj = getattr(module, fname)
-            if not inspect.isfunction(obj):
+            if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
                 continue
             doc = inspect.getdoc(obj) or ""
             if not doc or not doc.splitlines()[0].rstrip().endswith((".", ":")):
@@ -44,3 +51,59 @@ def test_every_public_function_opens_with_a_sentence_and_states_shapes():
                 shapeless.append(f"{name}.{fname}")
     assert not undocumented, f"public functions without a one-sentence summary: {undocumented}"
     assert not shapeless, f"public functions whose docstring states no shapes: {shapeless}"
+
+
+def test_lstm_ref_and_all_of_its_grading_helpers_need_neither_the_grader_nor_torch():
+    # what a plain `pip install -e .` gives a student: numpy and matplotlib, nothing from the extras
+    code = ("import sys, lstm_ref, lstm_ref.grading, lstm_ref.grading.guard; lstm_ref.grading.reference(); "
+            "print(sorted(m for m in ('torch', 'nbgrader', 'jupyter_client', 'traitlets', 'course_grader') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"lstm_ref.grading pulled in {out.stdout.strip()}"
+
+
+def _imports(path: Path, module: str, is_package: bool) -> set[str]:
+    """The project modules a file imports, at any depth of its code (imports inside functions count)."""
+    found = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            submodules = {f"{base}.{alias.name}" for alias in node.names}
+            found.update(submodules)
+            if not any((ROOT / Path(*m.split("."))).with_suffix(".py").exists() for m in submodules):
+                found.add(base)  # `from .x import name`: the module x; `from . import x`: x alone
+    return found
+
+
+def test_the_import_graph_of_the_packages_has_no_cycle():
+    modules = {}
+    for top in ("lstm_ref", "course_grader"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            is_package = rel.name == "__init__"
+            name = ".".join(rel.parent.parts if is_package else rel.parts)
+            modules[name] = (path, is_package)
+    graph = {name: sorted(m for m in _imports(path, name, pkg) if m in modules and m != name)
+             for name, (path, pkg) in modules.items()}
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in graph[node]:
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+    assert graph["course_grader.cli"] and graph["lstm_ref.families"], "the import scan found no edges"
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -41,6 +41,9 @@ def _in_package(filename: str) -> bool:
 def trusted(fn: Callable) -> Callable:
     """Wrap a reference function so a student's code may call it without penalty.
 
+    fn: the reference function (any arguments, e.g. (x (N, D), h_prev (N, H), params)); returns a
+    function with the same signature and result that the call tracer does not charge.
+
     Used by :func:`substitute` to test one function in isolation: a student's ``lstm_forward``
     is tested with the reference step function in place of theirs, so a bug in their step
     costs the step's points only.

@@ -37,8 +37,9 @@ def check_elementwise(
 ) -> None:
     """Check an element-wise function against the reference on every input array.
 
-    student_fn, reference_fn: functions of one array; inputs: arrays of any shape and float
-    dtype; name: the function's name for messages. Also checks that the input is not modified.
+    student_fn, reference_fn: functions of one array z (any shape) returning an array of z's
+    shape; inputs: arrays of any shape and float dtype; name: the function's name for messages;
+    atol, rtol: the tolerance (see compare). Also checks that the input is not modified.
     """
     check_numpy_intact()
     for z in inputs:

@@ -50,7 +50,8 @@ _FUNCTIONS = ("allclose", "isclose", "array_equal", "zeros", "zeros_like", "ones
 def check_numpy_intact() -> None:
     """Fail if the notebook has replaced a numpy function the checks or the reference use.
 
-    Raises GradingError naming the replaced function; returns None if all is as numpy ships it.
+    Takes nothing (it reads the numpy module the notebook shares); raises GradingError naming the
+    replaced function; returns None if all is as numpy ships it.
     """
     replaced = []
     for name in _UFUNCS:
