@@ -159,9 +159,23 @@ def summarize(course: Course, assignment: str) -> dict:
     }
 
 
+# A number standing alone (0.5, -3, 1e-07, the 3 of "(3, 4)"), not digits inside a word (float32, ex02, W_x1).
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w|\.\d)")
+
+
+def message_group(text: str) -> str:
+    """The key that groups failure messages differing only in their numbers: each such number becomes #."""
+    return " ".join(_NUMBER.sub("#", text).split())
+
+
 def _failure_messages(course: Course, assignment: str, students: list[str]) -> dict[str, collections.Counter]:
-    """For each test cell, how often each (shortened) failure message occurred."""
+    """For each test cell, how often each kind of failure message occurred.
+
+    Messages that differ only in their numbers (values, indices, shapes of random cases) count as
+    one kind, shown as the first such message met, with its words and numbers intact.
+    """
     out = collections.defaultdict(collections.Counter)
+    example: dict[tuple[str, str], str] = {}
     for student in students:
         for path in course.folder("autograded", student, assignment).glob("*.ipynb"):
             try:
@@ -172,8 +186,9 @@ def _failure_messages(course: Course, assignment: str, students: list[str]) -> d
                 gid = cell.metadata.get("nbgrader", {}).get("grade_id")
                 for o in cell.get("outputs", []):
                     if o.get("output_type") == "error":
-                        text = re.sub(r"\d+(\.\d+)?(e-?\d+)?", "#", f"{o.get('ename')}: {o.get('evalue', '')}")
-                        out[gid][" ".join(text.split())[:110]] += 1
+                        text = " ".join(f"{o.get('ename')}: {o.get('evalue', '')}".split())
+                        shown = example.setdefault((gid, message_group(text)), text[:160])
+                        out[gid][shown] += 1
                         break
     return out
 
@@ -183,6 +198,7 @@ def _figures(summary: dict, folder: Path) -> list[tuple[str, str]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     a, figures = summary["assignment"], []
     scores = list(summary["scores"].values())
@@ -191,6 +207,7 @@ def _figures(summary: dict, folder: Path) -> list[tuple[str, str]]:
     ax.hist(scores, bins=min(12, max(4, int(top))), range=(0, top), color=OKABE_ITO[0], edgecolor="white")
     ax.axvline(summary["mean"], color=OKABE_ITO[3], linestyle="--", label=f"mean {summary['mean']:.2f}")
     ax.set(xlabel=f"total score (of {top:g})", ylabel="students", title=f"{a}: score distribution")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of students is a whole number
     ax.legend()
     figures.append(_save(fig, folder / f"{a}-scores.png", f"Distribution of the total scores of {a}"))
     parts = summary["parts"]

@@ -86,3 +86,15 @@ def test_kernels_talk_over_unix_sockets_with_or_without_the_sandbox(enabled):
 
     km = sandbox.SandboxedKernelManager(config=Config({"Sandbox": {"enabled": enabled}}))
     assert km.transport == "ipc"  # no TCP port for two kernels starting at once to race for
+
+
+def test_failure_messages_group_by_their_numbers_but_keep_every_word():
+    from course_grader.report import message_group
+
+    a = "GradingError: h from lstm_forward has dtype float64; expected float32 for (T, N, D, H) = (5, 3, 2, 4)"
+    b = "GradingError: h from lstm_forward has dtype float64; expected float32 for (T, N, D, H) = (1, 2, 3, 4)"
+    assert message_group(a) == message_group(b)
+    assert "float64" in message_group(a) and "float32" in message_group(a) and "lstm_forward" in message_group(a)
+    c = "GradingError: dh_prev is wrong at index (0, 1): expected 0.25, got -1.5e-07. 3 of 12 entries differ"
+    assert message_group(c) == "GradingError: dh_prev is wrong at index (#, #): expected #, got #. # of # entries differ"
+    assert message_group(c) != message_group(a)
