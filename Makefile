@@ -2,7 +2,7 @@
 # (`make test-fast` the part that builds no book and runs no nbgrader).
 # Both create .venv on first use and reinstall only when pyproject.toml changes.
 # Grading (see book/instructor_guide.md), from the course root:
-#   make grade ASSIGNMENT=ex02_rnn_bptt [JOBS=4] [SANDBOX=off] [GRADE_FLAGS="--Execute.timeout=30"]
+#   make grade ASSIGNMENT=ex02_rnn_bptt [JOBS=4] [SANDBOX=off] [STUDENT=id[,id]] [FAILED=1] [GRADE_FLAGS=...]
 #   make feedback ASSIGNMENT=ex02_rnn_bptt
 #   make report
 
@@ -22,6 +22,10 @@ GRADE_FLAGS ?=
 ifeq ($(SANDBOX),off)
 GRADE_FLAGS += --Sandbox.enabled=False
 endif
+# which students `make grade` grades: STUDENT=id[,id...] (again, even if done), FAILED=1 (those whose
+# grading ended without a grade); by default everyone not yet graded
+comma := ,
+SELECT := $(foreach s,$(subst $(comma), ,$(STUDENT)),--student $(s)) $(if $(filter 1,$(FAILED)),--failed)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,7 +60,7 @@ bench: $(STAMP)
 # each student's score and reasons is grading/$(ASSIGNMENT)/log.csv.
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=exNN_name [JOBS=N] [SANDBOX=off]"; exit 2; }
-	$(BIN)/python -m course_grader grade $(ASSIGNMENT) --jobs $(JOBS) $(GRADE_FLAGS)
+	$(BIN)/python -m course_grader grade $(ASSIGNMENT) --jobs $(JOBS) $(SELECT) $(GRADE_FLAGS)
 
 feedback: $(STAMP)
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make feedback ASSIGNMENT=exNN_name"; exit 2; }

@@ -521,9 +521,40 @@ def unreadable_reason(folder: Path, notebooks: list[str]) -> str | None:
     return "; ".join(problems) or None
 
 
+def choose(everyone: list[str], students: list[str] | None, failed_only: bool, state: GradingState) -> tuple[list[str], bool]:
+    """(the students this run looks at, whether they are graded again even if done).
+
+    By default everyone, and only what is not done is graded; students named by id, or with
+    failed_only those whose last grading ended without a grade, are graded again.
+    """
+    chosen = [s for s in everyone if not students or s in students]
+    if failed_only:
+        chosen = [s for s in chosen if state.status(s) not in ("", GRADED)]
+    return chosen, bool(students) or failed_only
+
+
+class Progress:
+    """Count, rate and time left of a batch, for the line printed as each student finishes."""
+
+    def __init__(self, total: int, clock=time.monotonic):
+        self.total, self.done, self.clock, self.started = total, 0, clock, clock()
+
+    def step(self) -> str:
+        self.done += 1
+        elapsed = max(self.clock() - self.started, 1e-9)
+        rate = self.done / elapsed * 60  # students per minute
+        left = (self.total - self.done) / (self.done / elapsed)
+        eta = f"{left / 60:.1f} min" if left >= 60 else f"{left:.0f} s"
+        return f"[{self.done}/{self.total}, {rate:.1f}/min, {eta} left]"
+
+
 def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool = False, students: list[str] | None = None,
-          student_timeout: float = 1800.0, overrides: list[str] = (), out=sys.stdout) -> int:
-    """Grade every submission of assignment (see the module doc); return the exit status."""
+          failed_only: bool = False, student_timeout: float = 1800.0, overrides: list[str] = (), out=sys.stdout) -> int:
+    """Grade every submission of assignment (see the module doc); return the exit status.
+
+    students: grade only these ids (regraded even if done); failed_only: regrade only the students
+    whose last grading did not finish with a grade (not a notebook, timed out, grader fault).
+    """
     started = time.monotonic()
     course = Course(root, list(overrides))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
@@ -541,7 +572,10 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         backup = backup_gradebook(course.db_url, course.state_dir("backups"), assignment)
         say(f"gradebook backed up to {backup.relative_to(course.root)}")
         everyone = course.students(assignment)
-        chosen = [s for s in everyone if not students or s in students]
+        unknown = sorted(set(students or ()) - set(everyone))
+        if unknown:
+            say(f"no submission of {assignment} from {', '.join(unknown)} in {course.coursedir.submitted_directory}/")
+            return 2
         guarded = [course.folder("submitted", s, assignment) for s in everyone]
         guarded += [course.root / course.coursedir.source_directory / assignment]
         before = fingerprint(guarded)
@@ -552,9 +586,11 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         autograded_exist = lambda s: all(  # noqa: E731
             (course.folder("autograded", s, assignment) / f"{n}.ipynb").exists() for n in notebooks)
 
+        chosen, redo = choose(everyone, students, failed_only, state)
+        redo = redo or force
         todo, skipped = [], []
         for student in chosen:
-            if not force and state.done(student, autograded_exist):
+            if not redo and state.done(student, autograded_exist):
                 skipped.append(student)
                 continue
             folder = course.folder("submitted", student, assignment)
@@ -569,19 +605,21 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
             say(f"{len(skipped)} submission(s) already graded and unchanged: skipped (--force regrades them)")
         jobs = max(1, jobs or os.cpu_count() or 1)
         say(f"grading {len(todo)} submission(s) of {assignment} on {min(jobs, max(1, len(todo)))} worker(s)")
+        progress = Progress(len(todo))
 
         def on_result(result):
             student = result["student"]
             status, reason = classify(result)
             state.save(student, status, result.get("seconds", 0.0), reason)
+            where = progress.step()
             if status == GRADED:
-                say(f"  {student}: graded in {result['seconds']:.1f} s")
+                say(f"  {student}: graded in {result['seconds']:.1f} s {where}")
             elif status == UNREADABLE:
                 zero_submission(course.db_url, assignment, student, reason,
                                 _timestamp(course.folder("submitted", student, assignment)))
-                say(f"  {student}: not graded: {reason}")
+                say(f"  {student}: not graded: {reason} {where}")
             else:
-                say(f"  {student}: NOT GRADED, a fault on the grader's side (rerun to retry): {reason}")
+                say(f"  {student}: NOT GRADED, a fault on the grader's side (rerun to retry): {reason} {where}")
 
         if todo:
             run_workers(course, assignment, todo, jobs, student_timeout, on_result)

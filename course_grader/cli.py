@@ -2,7 +2,7 @@
 
 Commands (the Makefile wraps each):
 
-* ``grade ASSIGNMENT [--jobs N] [--force] [--student ID ...]``: autograde a folder of
+* ``grade ASSIGNMENT [--jobs N] [--force] [--student ID ...] [--failed]``: autograde a folder of
   submissions in parallel (``make grade``), see :mod:`course_grader.batch`;
 * ``feedback ASSIGNMENT``: feedback pages for every student (``make feedback``);
 * ``report [ASSIGNMENT ...]``: the class report from the gradebook (``make report``);
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("assignment")
     g.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
     g.add_argument("--force", action="store_true", help="regrade submissions already graded")
-    g.add_argument("--student", action="append", default=[], help="grade only this student (repeatable)")
+    g.add_argument("--student", action="append", default=[], help="grade (again) only this student (repeatable)")
+    g.add_argument("--failed", action="store_true", help="regrade only the students whose grading did not finish "
+                                                         "with a grade (not a notebook, timed out, grader fault)")
     g.add_argument("--student-timeout", type=float, default=1800.0, help="seconds one submission may take")
     f = sub.add_parser("feedback", help="feedback for every student of an assignment")
     f.add_argument("assignment")
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         from .batch import grade
 
         return grade(root, args.assignment, jobs=args.jobs or None, force=args.force, students=args.student or None,
+                     failed_only=args.failed,
                      student_timeout=args.student_timeout, overrides=overrides)
     if args.command == "feedback":
         from .report import feedback

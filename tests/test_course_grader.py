@@ -98,3 +98,25 @@ def test_failure_messages_group_by_their_numbers_but_keep_every_word():
     c = "GradingError: dh_prev is wrong at index (0, 1): expected 0.25, got -1.5e-07. 3 of 12 entries differ"
     assert message_group(c) == "GradingError: dh_prev is wrong at index (#, #): expected #, got #. # of # entries differ"
     assert message_group(c) != message_group(a)
+
+
+def test_a_run_chooses_everyone_the_named_students_or_the_failed_ones(state):
+    st, _ = state
+    st.save("ada", batch.GRADED, 3.0)
+    st.save("bo", batch.GRADER_FAULT, 1.0, "kernel did not start")
+    st.save("cy", batch.UNREADABLE, 0.0, "not a notebook")
+    everyone = ["ada", "bo", "cy", "dee"]
+    assert batch.choose(everyone, None, False, st) == (everyone, False)
+    assert batch.choose(everyone, ["ada"], False, st) == (["ada"], True)
+    assert batch.choose(everyone, None, True, st) == (["bo", "cy"], True)
+
+
+def test_progress_reports_count_rate_and_time_left():
+    now = [100.0]
+    progress = batch.Progress(4, clock=lambda: now[0])
+    now[0] += 30.0
+    assert progress.step() == "[1/4, 2.0/min, 1.5 min left]"
+    now[0] += 90.0
+    assert progress.step() == "[2/4, 1.0/min, 2.0 min left]"
+    now[0] += 10.0
+    assert progress.step() == "[3/4, 1.4/min, 43 s left]"
