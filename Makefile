@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-fast release bench grade feedback report system-deps clean
+.PHONY: book test test-fast release bench grade feedback report export system-deps clean
 
 ASSIGNMENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -68,6 +68,11 @@ feedback: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python -m course_grader report $(ASSIGNMENT) $(GRADE_FLAGS)
+
+# Grades for the LMS gradebook: make export LMS=canvas (or moodle) [ASSIGNMENT=...]
+export: $(STAMP)
+	@test -n "$(LMS)" || { echo "usage: make export LMS=canvas|moodle [ASSIGNMENT=exNN_name]"; exit 2; }
+	$(BIN)/python -m course_grader export --lms $(LMS) $(ASSIGNMENT) $(GRADE_FLAGS)
 
 # The system programs grading and the tests need: bubblewrap (the sandbox), PostgreSQL (the
 # gradebook for many workers) and headless Chromium with its driver (the browser tests of the

@@ -6,6 +6,7 @@ Commands (the Makefile wraps each):
   submissions in parallel (``make grade``), see :mod:`course_grader.batch`;
 * ``feedback ASSIGNMENT``: feedback pages for every student (``make feedback``);
 * ``report [ASSIGNMENT ...]``: the class report from the gradebook (``make report``);
+* ``export --lms canvas|moodle [ASSIGNMENT ...]``: grades in the CSV an LMS imports (``make export``);
 * ``sandbox``: say whether the grading sandbox starts on this machine.
 
 Anything of the form ``--Class.trait=value`` is passed on to nbgrader's configuration, e.g.
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("assignment")
     r = sub.add_parser("report", help="the class report from the gradebook")
     r.add_argument("assignments", nargs="*")
+    e = sub.add_parser("export", help="grades in the CSV a learning-management system imports")
+    e.add_argument("--lms", choices=["canvas", "moodle"], required=True)
+    e.add_argument("assignments", nargs="*")
     sub.add_parser("sandbox", help="check that the grading sandbox starts here")
     args = parser.parse_args(rest)
     root = Path.cwd()
@@ -56,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         from .report import feedback
 
         return feedback(root, args.assignment, overrides=overrides)
+    if args.command == "export":
+        from .batch import Course
+        from .export import export_grades
+
+        path = export_grades(Course(root, overrides), args.lms, args.assignments or None)
+        print(f"grades for {args.lms}: {path}")
+        return 0
     if args.command == "report":
         from .report import class_report
 
