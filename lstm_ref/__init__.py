@@ -19,6 +19,22 @@ from .gru import (
     gru_step_forward,
     init_gru_params,
 )
+from .language_model import (
+    char_vocabulary,
+    decode,
+    embedding_backward,
+    embedding_forward,
+    encode,
+    init_lm_params,
+    lm_backward,
+    lm_forward,
+    lm_param_shapes,
+    perplexity,
+    sample,
+    sample_next,
+    softmax,
+    temporal_softmax_loss,
+)
 from .lstm import (
     count_lstm_params,
     init_lstm_params,

@@ -20,7 +20,8 @@ Four promises keep the grades honest:
 
 The modules, by concern: :mod:`.reference` (the private reference and numpy's integrity),
 :mod:`.calls` (running a student's function), :mod:`.compare` (arrays against the reference),
-:mod:`.checks` (ready-made checks), :mod:`.cells` (recurrent cells), and :mod:`.guard`, which the
+:mod:`.checks` (ready-made checks), :mod:`.cells` (recurrent cells), :mod:`.language_model`
+(exercise 7's loss, embedding and sampling, imported by its notebook), and :mod:`.guard`, which the
 grader calls between cells to undo tampering with all of these.
 """
 
