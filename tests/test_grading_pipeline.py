@@ -19,14 +19,31 @@ pytestmark = pytest.mark.slow
 ASSIGNMENTS = course.assignments()
 
 
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """One course for the module: generated(assignment) releases an assignment afresh on first use.
+
+    Both tests of an assignment use the same release and gradebook (the catalogue's students are
+    graded per assignment), so each assignment is generated once per test process, not twice.
+    """
+    c = course.make_course(tmp_path_factory.mktemp("course"))
+    made = set()
+
+    def get(assignment: str):
+        if assignment not in made:
+            shutil.rmtree(c / "exercises" / assignment, ignore_errors=True)
+            course.nbgrader(c, "generate_assignment", assignment, "--force")
+            made.add(assignment)
+        return c
+
+    return get
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_committed_student_version_equals_a_fresh_generation(assignment, tmp_path):
+def test_committed_student_version_equals_a_fresh_generation(assignment, generated):
     committed = course.ROOT / "exercises" / assignment
     assert committed.is_dir(), f"exercises/{assignment} is missing: run `make release`"
-    c = course.make_course(tmp_path)
-    shutil.rmtree(c / "exercises" / assignment)
-    course.nbgrader(c, "generate_assignment", assignment, "--force")
-    fresh = c / "exercises" / assignment
+    fresh = generated(assignment) / "exercises" / assignment
     assert sorted(p.name for p in committed.iterdir()) == sorted(p.name for p in fresh.iterdir())
     for name, path in course.notebooks(committed).items():
         assert course.read_json(path) == course.read_json(fresh / name), (
@@ -42,11 +59,10 @@ def _catalogue(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_autograde_full_zero_and_wrong_solution_catalogue(assignment, tmp_path):
+def test_autograde_full_zero_and_wrong_solution_catalogue(assignment, generated):
     wrong = _catalogue(assignment)
     assert wrong is not None and len(wrong) >= 5, f"tests/wrong_solutions/{assignment}.py needs at least five entries"
-    c = course.make_course(tmp_path)
-    course.nbgrader(c, "generate_assignment", assignment, "--force")
+    c = generated(assignment)
     release = course.notebooks(c / "exercises" / assignment)
     source = course.notebooks(c / "solutions" / assignment)
     assert len(release) == 1, "the catalogue assumes one notebook per assignment"
