@@ -30,7 +30,7 @@ STOP_AFTER = 3  # graded students recorded before the interrupt
 INTERRUPTING = """
 import os, signal, sys
 from course_grader import batch
-from course_grader.__main__ import main
+from course_grader.cli import main
 
 stop_after = int(sys.argv[1])
 run_workers = batch.run_workers

@@ -248,7 +248,9 @@ HOSTILE = {
         "build": lambda ctx: ctx.filled(sigmoid=(
             "def sigmoid(z):\n    grading.compare = lambda *a, **k: None\n    return 0.5 * np.ones_like(z)\n")),
         "loses": SIG,
-        "reason": r"test_sigmoid_visible: GradingTampered",
+        # the checks keep their own compare, so the test fails on the wrong value, and the guard
+        # reports the reassignment it undid after the test
+        "reason": r"test_sigmoid_visible: tampering during the test: lstm_ref\.grading\.compare reassigned",
     },
     "ipython-hooks": {
         "build": lambda ctx: ctx.filled(sigmoid=WRONG_SIGMOID + (
