@@ -127,6 +127,29 @@ def test_kernels_get_the_inline_backend_and_one_thread_whatever_the_caller_set(m
     assert "OPENBLAS_NUM_THREADS" not in os.environ, "the caller's environment must be put back as it was"
 
 
+def test_figure_numbers_restart_in_every_chapter_and_carry_its_number():
+    """book/_ext/chapter_figure_numbers.py turns Sphinx's book-wide figure numbers into (chapter, k)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chapter_figure_numbers", ROOT / "book" / "_ext" / "chapter_figure_numbers.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    numbers = {  # as Sphinx numbers them: one sequence through the book
+        "book/00_how_to_use": {"figure": {"fig-a": (1,)}},
+        "book/04_lstm_forward": {"figure": {"fig-c": (11,), "fig-b": (10,), "fig-d": (12,)}, "table": {"t": (1,)}},
+        "book/glossary": {"figure": {"fig-g": (13,)}},
+        "book/index": {},
+    }
+    changed = extension.renumber(numbers)
+    assert numbers["book/00_how_to_use"]["figure"] == {"fig-a": (0, 1)}, "chapter 0's figures are 0.1, 0.2, ..."
+    assert numbers["book/04_lstm_forward"]["figure"] == {"fig-b": (4, 1), "fig-c": (4, 2), "fig-d": (4, 3)}, (
+        "chapter 4's figures must be 4.1, 4.2, 4.3 in the order Sphinx met them on the page")
+    assert numbers["book/04_lstm_forward"]["table"] == {"t": (1,)}, "only figures are renumbered"
+    assert numbers["book/glossary"]["figure"] == {"fig-g": (13,)}, "a page without a chapter number keeps its number"
+    assert sorted(changed) == ["book/00_how_to_use", "book/04_lstm_forward"]
+    assert extension.renumber(numbers) == [], "renumbering twice changes nothing"
+
+
 @pytest.mark.slow
 def test_figures_are_drawn_whatever_matplotlib_backend_the_caller_has_set(book):
     """The session's build ran with MPLBACKEND=Agg in its environment (book_build.py): kernels that

@@ -5,12 +5,18 @@ Every page loads without console errors, its equations are typeset (no TeX sourc
 visible text), every image has loaded with a non-zero size, and at phone width nothing makes the
 page scroll sideways. The search page finds "forget gate". A screenshot of every page, at
 desktop and at phone width, is saved in _build/screenshots/ to look at.
+
+Every page, the search page included, passes axe-core's checks of WCAG 2.1 levels A and AA,
+except the violations listed, each with its reason, in tests/accessibility_exceptions.yml; a
+listed exception that no longer occurs fails the test too, so the list never goes stale.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import http.server
+import importlib.resources
 import re
 import shutil
 import threading
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from book_build import ROOT, toc_pages
 
@@ -26,6 +33,8 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SHOTS = ROOT / "_build" / "screenshots"
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\[|\\frac|\\begin\{|\\mathbf|\\odot")
 PHONE, DESKTOP = (390, 844), (1280, 900)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]  # WCAG 2.0 and 2.1, levels A and AA
+EXCEPTIONS = ROOT / "tests" / "accessibility_exceptions.yml"
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +139,77 @@ def test_search_finds_the_forget_gate(book, site, browser):
     pages = {Path(link.split("#")[0].split("?")[0]).stem for link in links}
     expected = {"glossary"} | ({"04_lstm_forward"} if "book/04_lstm_forward" in _pages(book) else set())
     assert expected <= pages, f"searching for 'forget gate' should find {sorted(expected)}; found {sorted(pages)}"
+
+
+def _axe_source() -> str:
+    # axe-core's script as the axe-playwright-python package ships it (the dev extra installs it);
+    # only the script is used, injected into the page through Selenium.
+    return (importlib.resources.files("axe_playwright_python") / "axe.min.js").read_text()
+
+
+def _axe(driver, source: str, values: list[str], kind: str = "tag") -> dict:
+    """axe-core's checks (rules with one of these tags, or these rules) of the page open in the driver."""
+    driver.execute_script(source)
+    driver.set_script_timeout(300)  # axe-core takes 30 s over a long chapter on a busy 2-core machine
+    try:
+        result = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {runOnly: {type: arguments[1], values: arguments[0]}, resultTypes: ['violations']})"
+            "  .then(r => done({version: r.testEngine.version, violations: r.violations.map(v => ({"
+            "    id: v.id, impact: v.impact, help: v.help,"
+            "    nodes: v.nodes.map(n => ({target: n.target.flat(Infinity).join(' >> '), html: n.html,"
+            "                              summary: n.failureSummary}))}))}),"
+            "        e => done({error: String(e)}));",
+            values, kind)
+    finally:
+        driver.set_script_timeout(60)
+    assert "error" not in result, f"axe-core failed to run: {result['error']}"
+    return result
+
+
+def _exceptions() -> list[dict]:
+    """The allowed violations: rule, pages (a glob over page names) and selector (a glob), with a reason."""
+    listed = yaml.safe_load(EXCEPTIONS.read_text()) or []
+    for entry in listed:
+        assert {"rule", "pages", "selector", "reason"} <= set(entry), (
+            f"{EXCEPTIONS.name}: every exception needs rule, pages, selector and reason: {entry}")
+        assert len(entry["reason"].split()) >= 5, f"{EXCEPTIONS.name}: say why {entry['rule']} cannot be fixed: {entry}"
+    return listed
+
+
+def _allowed(entry: dict, page: str, rule: str, selector: str) -> bool:
+    return (entry["rule"] == rule and fnmatch.fnmatchcase(page, entry["pages"])
+            and fnmatch.fnmatchcase(selector, entry["selector"]))
+
+
+def test_every_page_passes_axe_wcag21_a_and_aa_but_for_the_listed_exceptions(book, site, browser):
+    """All of WCAG 2.1 A and AA in the theme's light mode, and colour contrast again in its dark mode,
+    which the theme shows to readers whose system asks for it."""
+    source, exceptions = _axe_source(), _exceptions()
+    pages = _pages(book) + ["search"]
+    used, problems, version = set(), [], None
+    for page in pages:
+        _open(browser, f"{site}/{page}.html", DESKTOP)
+        results = [("light", _axe(browser, source, AXE_TAGS))]
+        browser.execute_script("document.documentElement.dataset.theme = 'dark';"
+                               "document.documentElement.dataset.mode = 'dark';")
+        results.append(("dark", _axe(browser, source, ["color-contrast"], kind="rule")))
+        for mode, result in results:
+            version = result["version"]
+            for violation in result["violations"]:
+                for node in violation["nodes"]:
+                    matches = [i for i, entry in enumerate(exceptions)
+                               if _allowed(entry, page, violation["id"], node["target"])]
+                    used.update(matches)
+                    if not matches:
+                        summary = node["summary"].replace("\n", "\n      ")
+                        problems.append(f"{page} ({mode} mode): {violation['id']} ({violation['impact']}): "
+                                        f"{violation['help']}\n    node: {node['target']}\n"
+                                        f"    html: {node['html'][:200]}\n      {summary}")
+    for i, entry in enumerate(exceptions):
+        # an exception is stale if none of the pages it covers shows it any more
+        covered = [page for page in pages if fnmatch.fnmatchcase(page, entry["pages"])]
+        if covered and i not in used:
+            problems.append(f"{EXCEPTIONS.name}: the exception {entry['rule']} on {entry['pages']} at {entry['selector']!r} "
+                            f"no longer occurs on {covered}: remove it")
+    assert not problems, f"axe-core {version}, WCAG 2.1 A and AA ({len(problems)} problems):\n" + "\n".join(problems)

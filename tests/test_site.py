@@ -1,10 +1,12 @@
 """The built site as files: every internal link, anchor and image resolves, every figure has alt
 text, headings descend one level at a time, and every external link in the text is one of the
 links listed in tests/external_links.txt (the one place to review them; the bibliography's links
-are in references.bib)."""
+are in references.bib). Figures are numbered within their chapter, and every {numref} names the
+number its figure's caption shows."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
@@ -142,3 +144,44 @@ def test_every_chapter_links_its_terms_to_the_glossary(book):
         linked = {a["href"].split("#")[1] for a in article.find_all("a", href=True) if a["href"].startswith("glossary.html#")}
         assert linked <= terms, f"{page} links glossary anchors that do not exist: {linked - terms}"
         assert len(linked) >= 3, f"{page} links only {sorted(linked)} to the glossary; link each term's first use with {{term}}"
+
+
+def test_figures_are_numbered_within_their_chapter_and_every_numref_names_that_number(book):
+    """Chapter N's figures read "Fig. N.1", "Fig. N.2", ... in page order (book/_ext/chapter_figure_numbers.py),
+    and every {numref} link to a figure, on any page, names the number its caption shows."""
+    import chapter_pages
+
+    pages, problems, numbers = _pages(book), [], {}
+    chapters = [page for page, _ in _chapters(book)]
+    for page in chapters:
+        number = int(page[5:7])
+        cells = chapter_pages.code_cells((ROOT / f"{page}.md").read_text())
+        names = [meta["mystnb"]["figure"]["name"] for meta, _ in cells if "figure" in meta.get("mystnb", {})]
+        shown = []
+        for figure in _article(pages[page]).find_all("figure"):
+            span = figure.select_one("figcaption .caption-number")
+            shown.append((figure.get("id"), span.get_text(strip=True) if span else None))
+        expected = [(name, f"Fig. {number}.{k}") for k, name in enumerate(names, start=1)]
+        if shown != expected:
+            problems.append(f"{page}: the figures (id, caption number) are {shown}; expected {expected}")
+        numbers.update({f"{page}.html#{name}": text for name, text in expected})
+    for page, soup in pages.items():
+        article = _article(soup)
+        refs = article.select("span.std-numref")
+        for span in refs:
+            text, link = span.get_text(" ", strip=True), span.find_parent("a", href=True)
+            if link is None:
+                problems.append(f"{page}: a numref did not resolve to a link: {text!r}")
+                continue
+            target, anchor = urldefrag(link["href"])
+            key = f"{(Path(page).parent / target).as_posix() if target else page + '.html'}#{anchor}"
+            if key in numbers:
+                if numbers[key].removeprefix("Fig. ") not in text.split():
+                    problems.append(f"{page}: the numref to {anchor} reads {text!r}; its caption is {numbers[key]!r}")
+            elif anchor.startswith("fig-"):
+                problems.append(f"{page}: the numref {text!r} links {link['href']}, a figure of no chapter built")
+        if page in chapters:
+            wanted = len(re.findall(r"\{numref\}`", (ROOT / f"{page}.md").read_text()))
+            if len(refs) != wanted:
+                problems.append(f"{page}: the source has {wanted} {{numref}} references; the page shows {len(refs)}")
+    assert not problems, "\n".join(problems)
