@@ -112,7 +112,7 @@ def _gate_table(source: str) -> dict[str, list[str]]:
 
 def test_gate_order_table_matches_lstm_ref_and_torch_interop():
     from lstm_ref.lstm import _STACK, GATES
-    from lstm_ref.torch_interop import _LAYOUT
+    from lstm_ref.families import FAMILIES
 
     table = _gate_table(SOURCE.read_text())
     assert table["gate"] == ["input gate", "forget gate", "output gate", "candidate"], table["gate"]
@@ -120,7 +120,8 @@ def test_gate_order_table_matches_lstm_ref_and_torch_interop():
     assert tuple(ours) == GATES and table["`lstm_ref` (`GATES`) by row"] == ["i", "f", "o", "c"]
     torch_order = table["PyTorch `nn.LSTM` (rows of `weight_ih_l0`)"]
     assert torch_order == ["i", "f", "g", "o"], torch_order
-    assert tuple("c" if g == "g" else g for g in torch_order) == _LAYOUT["LSTM"][1], "PyTorch's order in torch_interop"
+    assert tuple("c" if g == "g" else g for g in torch_order) == FAMILIES["lstm"].torch_gates, (
+        "PyTorch's order, as torch_interop reads it")
     assert table["Keras `LSTM` (columns of `kernel`)"] == ["i", "f", "c", "o"]
     # "Inside lstm_ref.lstm_forward the blocks are stacked in yet another order, (o, i, f, c)"
     assert _STACK == ("o", "i", "f", "c") and "(o, i, f, c)" in SOURCE.read_text()
@@ -137,8 +138,9 @@ def test_stacked_equation_follows_gates_and_puts_the_input_first_as_the_code_doe
         assert re.findall(rf"W_{{{kind}(\w)}}", right) == list(GATES), f"the W_{kind}* blocks of ch4-stacked"
     assert re.findall(r"b_(\w)", right) == list(GATES)
     assert re.search(r"\[\\,x_t \\;\\, h_\{t-1\}\\,\]", right), "the concatenation in ch4-stacked should be [x_t, h_{t-1}]"
-    # the figure and its captions use the same order; [h_{t-1}, x_t] appears once, where the prose names it
-    assert source.count(r"$[x_t,\ h_{t-1}]$ feeds all four boxes") == 1
+    # the figure (drawn by book/lstm_diagram.py) and its captions use the same order; [h_{t-1}, x_t] appears
+    # once, where the prose names it
+    assert (ROOT / "book" / "lstm_diagram.py").read_text().count(r"$[x_t,\ h_{t-1}]$ feeds all four boxes") == 1
     reversed_order = re.findall(r"\[h_\{t-1\},\s*(?:\\ )?x_t\]", source)
     assert len(reversed_order) == 1 and "Many texts write $[h_{t-1}, x_t]$ instead" in source, reversed_order
 

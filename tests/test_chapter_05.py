@@ -4,7 +4,9 @@ prints and the claims it makes about them, each against an independent truth.
 The truth is PyTorch autograd throughout: the step backward equations, written here in numpy as the
 page writes them, against autograd of a one-step nn.LSTM; the per-lag gradient norms of the page's
 measurement against Jacobians of nn.RNN / nn.LSTM (weights loaded from the same seeds) computed by
-autograd. The tests that read the built page are marked slow; build this chapter alone with
+autograd; the worked scalar example's printed intermediates against autograd and finite differences; the
+figures' alt texts against what the diagrams draw (book/lstm_diagram.py) and what the page prints. The tests
+that read the built page are marked slow; build this chapter alone with
 
     BOOK_PAGES=book/05_lstm_backward pytest tests/test_chapter_05.py
 """
@@ -443,3 +445,311 @@ def test_exercise_box_names_the_notebooks_functions_with_their_points():
     assert total and int(total.group(1)) == sum(points.values()), f"the box's total should be {sum(points.values())}"
     assert "lag_gradient_norms" not in functions
     assert not re.search(r"`lag_gradient_norms\(forward", SOURCE.read_text()), "the old name of the exercise's function"
+
+
+# ---------------------------------------------------------------------------------------------
+# The worked example: D = H = 1, T = 2, every intermediate printed, recomputed here by autograd.
+
+WORKED = {"W_xi": 0.5, "W_hi": -0.3, "b_i": 0.1, "W_xf": 0.4, "W_hf": 0.2, "b_f": 1.0,
+          "W_xo": -0.6, "W_ho": 0.3, "b_o": 0.2, "W_xc": 0.9, "W_hc": -0.4, "b_c": 0.0}
+WORKED_X, WORKED_G, WORKED_H0, WORKED_C0 = (1.0, -0.5), (1.0, 1.0), 0.2, 0.5
+FOUR_DECIMALS, SIX_DECIMALS = 5e-5 + 1e-12, 5e-7 + 1e-12  # half a unit in the last printed digit
+
+
+def _worked_autograd(c0: float = WORKED_C0) -> tuple[list[dict], dict, list[dict]]:
+    """The worked example by torch autograd: per step, every forward value and every gradient under the page's
+    names; the total weight gradients; and per step, that step's term of each weight gradient.
+
+    What one step receives or sends back is read off zero leaves added where the step uses a value: a zero
+    added to h_0 where step 1 reads it has, as its gradient, exactly what step 1 sends back to h_0; a zero
+    added to a weight where step t reads it, that step's term of the weight's gradient."""
+    leaf = lambda v=0.0: torch.tensor(v, dtype=torch.float64, requires_grad=True)
+    P = {k: leaf(v) for k, v in WORKED.items()}
+    Z = [{k: leaf() for k in WORKED} for _ in WORKED_X]
+    xs, h0, c0_t = [leaf(v) for v in WORKED_X], leaf(WORKED_H0), leaf(c0)
+    zh, zc = [leaf() for _ in WORKED_X], [leaf() for _ in WORKED_X]
+    h, c, steps = h0, c0_t, []
+    for t in range(len(WORKED_X)):
+        h_prev, c_prev = h + zh[t], c + zc[t]
+        w = {k: P[k] + Z[t][k] for k in WORKED}
+        a = {k: xs[t] * w[f"W_x{k}"] + h_prev * w[f"W_h{k}"] + w[f"b_{k}"] for k in "ifoc"}
+        s = {"i": torch.sigmoid(a["i"]), "f": torch.sigmoid(a["f"]), "o": torch.sigmoid(a["o"]),
+             "c_tilde": torch.tanh(a["c"])}
+        s["c"] = c = s["f"] * c_prev + s["i"] * s["c_tilde"]
+        s["tanh_c"] = torch.tanh(c)
+        s["h"] = h = s["o"] * s["tanh_c"]
+        s.update({f"a_{k}": v for k, v in a.items()})
+        for v in s.values():
+            v.retain_grad()
+        steps.append(s)
+    sum(g * s["h"] for g, s in zip(WORKED_G, steps)).backward()
+    out = []
+    for t, s in enumerate(steps):
+        v = {k: s[k].detach().item() for k in ("i", "f", "o", "c_tilde", "c", "tanh_c", "h")}
+        v.update(dh=float(s["h"].grad), do=float(s["o"].grad), dc=float(s["c"].grad), df=float(s["f"].grad),
+                 di=float(s["i"].grad), dc_tilde=float(s["c_tilde"].grad), dx=float(xs[t].grad),
+                 dh_prev=float(zh[t].grad), dc_prev=float(zc[t].grad))
+        v.update({f"da_{k}": float(s[f"a_{k}"].grad) for k in "ifoc"})
+        out.append(v)
+    assert out[0]["dh_prev"] == float(h0.grad) and out[0]["dc_prev"] == float(c0_t.grad)
+    return out, {k: float(p.grad) for k, p in P.items()}, [{k: float(z.grad) for k, z in zt.items()} for zt in Z]
+
+
+def _worked_finite_differences(eps: float = 1e-6) -> dict:
+    """Central differences of L = sum_t g_t h_t in each parameter, through lstm_ref.lstm_forward (numpy)."""
+    xs = np.array(WORKED_X).reshape(2, 1, 1)  # (T, N, D)
+    h0, c0 = np.full((1, 1), WORKED_H0), np.full((1, 1), WORKED_C0)  # (N, H)
+    g = np.array(WORKED_G).reshape(2, 1, 1)  # (T, N, H)
+
+    def loss(params):
+        return float(np.sum(g * lstm_ref.lstm_forward(xs, h0, c0, params)[0]))
+
+    arrays = {k: np.array(v).reshape(lstm_ref.lstm_param_shapes(1, 1)[k]) for k, v in WORKED.items()}
+    fd = {}
+    for k in arrays:
+        up, down = ({**arrays, k: arrays[k] + e} for e in (eps, -eps))
+        fd[k] = (loss(up) - loss(down)) / (2 * eps)
+    return fd
+
+
+def _worked_printed(text: str) -> tuple[list[dict], dict]:
+    """The worked example's printed intermediates, [{name: value} for t = 0, 1], and its weight-gradient table
+    {param: (term t = 0, term t = 1, sum, finite difference)} with the printed strings."""
+    start = text.index("t = 0: i = ")
+    end = text.index("largest |sum - finite difference|")
+    block = text[start:end]
+    steps, t = [{}, {}], None
+    for line in block.splitlines():
+        head = re.match(r"^t = (\d):", line)
+        if head:
+            t = int(head.group(1))
+        for name, value in re.findall(r"(\w+) = ([+-]?\d+\.\d{4})(?!\d)", line):
+            assert name not in steps[t], f"{name} is printed twice for t = {t}"
+            steps[t][name] = value
+    rows = re.findall(r"^(W_[xh][ifoc]|b_[ifoc])\s+([+-]\d\.\d{6})\s+([+-]\d\.\d{6})\s+([+-]\d\.\d{6})\s+([+-]\d\.\d{6})$",
+                      block, flags=re.MULTILINE)
+    return steps, {name: values for name, *values in rows}
+
+
+FORWARD_NAMES = ("i", "f", "o", "c_tilde", "c", "tanh_c", "h")
+BACKWARD_NAMES = ("dh", "do", "dc", "df", "di", "dc_tilde", "da_i", "da_f", "da_o", "da_c", "dc_prev", "dh_prev", "dx")
+
+
+@pytest.mark.slow
+def test_worked_example_prints_every_intermediate_as_torch_autograd_computes_it(book):
+    steps, _ = _worked_printed(printed(book.page(PAGE)))
+    truth, _, _ = _worked_autograd()
+    for t in (0, 1):
+        assert sorted(steps[t]) == sorted(FORWARD_NAMES + BACKWARD_NAMES), f"t = {t} prints {sorted(steps[t])}"
+        for name in FORWARD_NAMES + BACKWARD_NAMES:
+            assert abs(float(steps[t][name]) - truth[t][name]) <= FOUR_DECIMALS, (
+                f"t = {t}: the page prints {name} = {steps[t][name]}, autograd gives {truth[t][name]:.6f}")
+
+
+@pytest.mark.slow
+def test_worked_example_weight_gradients_sum_their_step_terms_and_equal_finite_differences(book):
+    text = printed(book.page(PAGE))
+    _, table = _worked_printed(text)
+    _, total, terms = _worked_autograd()
+    fd = _worked_finite_differences()
+    assert list(table) == list(WORKED), f"the table's rows are {list(table)}"
+    for name, (t0, t1, summed, diff) in table.items():
+        assert abs(float(t0) - terms[0][name]) <= SIX_DECIMALS and abs(float(t1) - terms[1][name]) <= SIX_DECIMALS, (
+            f"{name}: the page prints the terms {t0}, {t1}; autograd {terms[0][name]:.7f}, {terms[1][name]:.7f}")
+        assert abs(float(t0) + float(t1) - float(summed)) <= 3 * SIX_DECIMALS, f"{name}: {t0} + {t1} is not {summed}"
+        assert abs(float(summed) - total[name]) <= SIX_DECIMALS, f"{name}: sum {summed}, autograd {total[name]:.7f}"
+        assert abs(float(diff) - fd[name]) <= SIX_DECIMALS, f"{name}: finite difference {diff}, here {fd[name]:.7f}"
+        # "Sum and finite difference agree to the last printed digit for all twelve parameters"
+        assert summed == diff, f"{name}: the page prints the sum {summed} and the finite difference {diff}"
+    worst = number(text, r"largest \|sum - finite difference\| = (\S+)")
+    assert worst == pytest.approx(max(abs(total[k] - fd[k]) for k in WORKED), abs=1e-9) and worst < 1e-8
+
+
+@pytest.mark.slow
+def test_worked_example_step_0_receives_both_messages_of_step_1(book):
+    """The prose: step 1 starts from dh_1 = g_1 and dc_1^next = 0; step 0's dh is g_0 plus step 1's dh_prev,
+    its dc is step 1's dc_prev (= step 1's dc times f_1) plus the route through h_0."""
+    steps, _ = _worked_printed(printed(book.page(PAGE)))
+    v = [{k: float(x) for k, x in s.items()} for s in steps]
+    assert v[1]["dh"] == WORKED_G[1]
+    assert v[1]["dc"] == pytest.approx(v[1]["dh"] * v[1]["o"] * (1 - v[1]["tanh_c"] ** 2), abs=4 * FOUR_DECIMALS)
+    assert v[0]["dh"] == pytest.approx(WORKED_G[0] + v[1]["dh_prev"], abs=2 * FOUR_DECIMALS)
+    assert v[1]["dc_prev"] == pytest.approx(v[1]["dc"] * v[1]["f"], abs=3 * FOUR_DECIMALS)
+    through_h0 = v[0]["dh"] * v[0]["o"] * (1 - v[0]["tanh_c"] ** 2)
+    assert v[0]["dc"] == pytest.approx(v[1]["dc_prev"] + through_h0, abs=5 * FOUR_DECIMALS)
+    assert abs(through_h0) > 0.05, "the route through h_0 should be visible in the printed digits"
+
+
+@pytest.mark.slow
+def test_worked_example_forget_gate_terms_of_step_0_exist_only_because_c_minus_1_is_not_zero(book):
+    _, table = _worked_printed(printed(book.page(PAGE)))
+    _, _, terms = _worked_autograd()
+    _, _, from_zero = _worked_autograd(c0=0.0)
+    for name in ("W_xf", "W_hf", "b_f"):
+        assert abs(float(table[name][0])) > 1e-3 and abs(terms[0][name]) > 1e-3, f"{name}'s term at t = 0"
+        assert from_zero[0][name] == 0.0, f"from c_(-1) = 0, {name}'s term at t = 0 is {from_zero[0][name]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures: every one has alt text, the diagrams' alt texts name what the drawing shows, and the plots'
+# alt texts state the printed numbers and trends.
+
+def _diagram_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lstm_diagram", ROOT / "book" / "lstm_diagram.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _figures() -> dict[str, tuple[str, str]]:
+    """{figure name: (alt text, code)} of every figure cell of the page."""
+    figures = {}
+    for meta, code in code_cells(SOURCE.read_text()):
+        if "figure" in meta.get("mystnb", {}):
+            figures[meta["mystnb"]["figure"]["name"]] = (meta["mystnb"].get("image", {}).get("alt", ""), code)
+    return figures
+
+
+# How each label of the diagram (lstm_diagram.BACKWARD) reads in an alt text, and the boxes and nodes.
+SPOKEN = {r"$dh_t$": "d h sub t", r"$g_t$": "g sub t", r"$do_t$": "d o sub t", r"from $t+1$": "from the next time step",
+          r"$dh_t \odot o_t$": "d h sub t times o sub t", r"$dc_t^{\mathrm{next}}$": "d c sub t next",
+          r"$dc_t$": "d c sub t", r"$dc_{t-1}^{\mathrm{next}}$": "d c sub t minus 1 next", r"$df_t$": "d f sub t",
+          r"$di_t$": "d i sub t", r"$d\tilde c_t$": "d c tilde sub t", r"$da_f$": "d a sub f", r"$da_i$": "d a sub i",
+          r"$da_c$": "d a sub c", r"$da_o$": "d a sub o", r"$dh_{t-1}$": "d h sub t minus 1", r"$dx_t$": "d x sub t"}
+SPOKEN_PARTS = {"o": "output", "f": "forget", "i": "input", "g": "candidate", "out_mul": "multiplication node",
+                "out_tanh": "tanh box", "add": "addition node", "mul_f": "multiplication node on the cell-state line",
+                "mul_i": "multiplication node below it"}
+
+
+def test_every_figure_has_alt_text_and_each_backward_step_has_its_own_figure():
+    figures = _figures()
+    assert len(figures) == 7, sorted(figures)
+    for name, (alt, _) in figures.items():
+        assert len(alt.split()) >= 20, f"{name}: alt text of {len(alt.split())} words"
+    steps = _diagram_module().BACKWARD
+    for step in steps:
+        assert f"fig-ch5-back-{step}" in figures, f"no figure for the backward step {step!r}"
+        assert f'draw_lstm_cell(backward="{step}")' in figures[f"fig-ch5-back-{step}"][1]
+
+
+@pytest.mark.parametrize("step", ["output", "cell", "forget", "input", "merge"])
+def test_diagram_alt_text_names_every_gradient_and_part_the_drawing_shows(step):
+    alt = _figures()[f"fig-ch5-back-{step}"][0]
+    drawn = _diagram_module().BACKWARD[step]
+    assert "dashed vermillion" in alt.lower(), f"{step}: the alt text should say how the gradients are drawn"
+    for *_, label in drawn["labels"]:
+        assert SPOKEN[label] in alt, f"{step}: the figure labels {label}, the alt text does not say {SPOKEN[label]!r}"
+    for part in drawn["parts"]:
+        assert SPOKEN_PARTS[part] in alt, f"{step}: the figure keeps {part} in colour; the alt text omits it"
+    # the alt text names no gradient the figure does not draw
+    named = {label for label, words in SPOKEN.items() if re.search(rf"{re.escape(words)}(?! minus| next| times)", alt)}
+    drawn_labels = {label for *_, label in drawn["labels"]}
+    assert named <= drawn_labels, f"{step}: the alt text names {named - drawn_labels}"
+
+
+def test_gradients_are_drawn_dashed_in_a_colour_the_forward_picture_does_not_use():
+    """Colour-blind safe: the gradients differ from the forward wires by line style, not by colour alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    module = _diagram_module()
+    drawn = []
+    original, plt.show = plt.show, lambda: drawn.append(plt.gcf())
+    try:
+        module.draw_lstm_cell()
+        for step in module.BACKWARD:
+            module.draw_lstm_cell(backward=step)
+    finally:
+        plt.show = original
+    gradient = to_hex(module.GRADIENT)
+    forward_colours = {to_hex(line.get_color()) for line in drawn[0].axes[0].lines}
+    assert gradient not in forward_colours and all(line.get_linestyle() == "-" for line in drawn[0].axes[0].lines)
+    for step, fig in zip(module.BACKWARD, drawn[1:]):
+        lines = [line for line in fig.axes[0].lines if to_hex(line.get_color()) == gradient]
+        assert len(lines) == len(module.BACKWARD[step]["paths"]) + 1, step  # the paths and the key
+        assert all(line.get_linestyle() == "--" for line in lines), f"{step}: a gradient line is not dashed"
+    plt.close("all")
+
+
+NUMERAL = r"(?<![\w.])\d+(?:\.\d+)?(?:e[+-]\d+)?(?!\w|\.\d)"
+NUMBER_WORDS = {"four": 4, "six": 6, "twelve": 12}
+
+
+def _agrees(stated: str, value: float) -> bool:
+    """A number as an alt text states it agrees with a value if it is that value at the stated precision."""
+    if stated in NUMBER_WORDS:
+        return round(value) == NUMBER_WORDS[stated]
+    mantissa, _, exponent = stated.partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    unit = 10.0 ** (-decimals) * 10.0 ** int(exponent or 0)
+    return abs(float(stated) - value) <= unit / 2 * (1 + 1e-9)
+
+
+def _stated_numbers(alt: str) -> list[str]:
+    alt = re.sub(r"chapter \d+|sub t minus 1", "", alt)  # a reference and a subscript, not numbers
+    words = [w for w in re.findall(r"[a-z]+", alt) if w in NUMBER_WORDS]
+    return re.findall(NUMERAL, alt) + words
+
+
+@pytest.mark.slow
+def test_every_number_a_figures_alt_text_states_is_the_printed_one(book):
+    text = printed(book.page(PAGE))
+    table, sweep = _lag_table(text), _sweep(text)
+    lags = sorted(table)
+    facts = {
+        "fig-ch5-rnn-vs-lstm": {"0": lags[0], "99": lags[-1], "1.66": table[0][0], "0.422": table[0][1],
+                                "50": 50 if 50 in table else None, "4.43e-17": table[50][0],
+                                "6.54e-05": table[50][1], "twelve": np.log10(table[50][1] / table[50][0])},
+        "fig-ch5-forget-bias": {"four": 1 + len(sweep["b_f"]), "0.466": sweep["rnn_step"], "0": sweep["b_f"][0],
+                                "0.499": sweep["mean_f"][0], "0.635": sweep["per_step"][0],
+                                "50": 50 if "norm at lag 50" in text else None, "six": sweep["gaps"][0],
+                                "1": sweep["b_f"][1], "0.725": sweep["mean_f"][1], "0.850": sweep["per_step"][1],
+                                "3": sweep["b_f"][2], "0.947": sweep["mean_f"][2], "0.994": sweep["per_step"][2]},
+        "fig-ch5-back-merge": {"four": len([p for p in _diagram_module().BACKWARD["merge"]["labels"]
+                                            if p[2].startswith("$da_")])},
+    }
+    # "about six orders of magnitude above the RNN and about six below the LSTM with forget bias 1"
+    assert _agrees("six", sweep["gaps"][1])
+    for name, (alt, _) in _figures().items():
+        stated = _stated_numbers(alt)
+        known = facts.get(name, {})
+        assert set(stated) == set(known), f"{name}: the alt text states {sorted(set(stated))}, the test checks {sorted(known)}"
+        for number_ in stated:
+            assert known[number_] is not None and _agrees(number_, known[number_]), (
+                f"{name}: the alt text states {number_}, the page prints {known[number_]}")
+
+
+@pytest.mark.slow
+def test_the_trends_the_plots_alt_texts_describe_hold_in_the_printed_numbers(book):
+    figures = _figures()
+    text = printed(book.page(PAGE))
+    table, sweep = _lag_table(text), _sweep(text)
+    alt = figures["fig-ch5-rnn-vs-lstm"][0]
+    assert "start at the same order" in alt and 0.1 < table[0][1] / table[0][0] < 10
+    assert "RNN's line is much steeper" in alt and sweep["rnn_step"] + 0.2 < sweep["per_step"][1]
+    assert "the gap keeps widening up to lag 99" in alt
+    gaps = [table[k][1] / table[k][0] for k in sorted(table)]
+    assert all(b > a for a, b in zip(gaps, gaps[1:])), f"LSTM / RNN at the printed lags: {gaps}"
+    alt = figures["fig-ch5-forget-bias"][0]
+    rnn_step, per_step = sweep["rnn_step"], sweep["per_step"]
+    assert "RNN, dashed grey, falls fastest" in alt and rnn_step < min(per_step)
+    assert "forget bias 0" in alt and "falls more slowly" in alt and per_step[0] > rnn_step + 0.05
+    assert "which falls much more slowly still" in alt and per_step[1] > per_step[0] + 0.1
+    assert "stays nearly flat across all lags" in alt and per_step[2] ** 99 > 0.1
+
+
+@pytest.mark.slow
+def test_every_figure_is_rendered_with_the_alt_text_of_its_source(book):
+    import html as html_
+
+    page = book.page(PAGE)
+    for name, (alt, _) in _figures().items():
+        figure = re.search(rf'<figure[^>]*id="{name}".*?</figure>', page, flags=re.DOTALL)
+        assert figure, f"the built page has no figure {name}"
+        shown = re.search(r'<img[^>]*alt="([^"]*)"', figure.group(0))
+        assert shown and html_.unescape(shown.group(1)) == alt, f"{name} is rendered with another alt text"
