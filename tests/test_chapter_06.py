@@ -17,6 +17,7 @@ from bs4 import BeautifulSoup
 
 import lstm_ref
 from book_build import ROOT
+from chapter_pages import prose
 from lstm_ref.gradcheck import numerical_gradient, rel_error
 
 PAGE = "book/06_lstm_in_practice"
@@ -288,3 +289,110 @@ def test_exercise_adam_and_clipping_do_what_they_say():
     ns["adam_update"](model, {"a": np.array([0.5, -2.0])}, state, lr=0.1)
     # Adam's first step moves every coordinate by lr against the sign of its gradient (bias-corrected m / sqrt(v) = sign)
     assert np.allclose(model["a"], [0.9, -0.9], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The trained LSTM at work: every claim the page makes about its gates, read off its printed output.
+# The margins were measured on ten seeds at lag 30 (the page uses the best of its five) and under
+# OPENBLAS_CORETYPE=Prescott; the tightest is named at each check.
+
+
+def _at_work(text: str, pattern: str) -> tuple[float, ...]:
+    found = re.search(pattern, text)
+    assert found, f"the page does not print a line matching {pattern!r}"
+    return tuple(float(g) for g in found.groups())
+
+
+@pytest.mark.slow
+def test_stepping_the_trained_cell_by_hand_gives_the_cell_states_of_lstm_forward(book):
+    (diff,) = _at_work(_outputs(book), r"c stepped by hand vs lstm_forward's: max difference ([0-9.eE+-]+)")
+    # "agree up to float32 rounding": |c| reaches about 30, float32 carries 7 digits (measured: at most 4.3e-05)
+    assert diff < 5e-4
+
+
+@pytest.mark.slow
+def test_on_average_the_input_gates_write_the_forget_gates_hold_and_the_output_gates_stay_open(book):
+    text = _outputs(book)
+    before, write, after, lowest = _at_work(
+        text, r"input gate:\s+steps 0-4 at most ([\d.]+), step 5 ([\d.]+); steps 6-\d+: mean ([\d.]+), lowest step ([\d.]+)")
+    # "open wider at step 5 than at any step before it" (smallest margin measured: 0.06)
+    assert write >= before + 0.03, f"input gates: step 5 {write}, before it up to {before}"
+    # "do not close after the write: about half open on average" (measured: means 0.42-0.62, lowest step 0.30)
+    assert 0.3 <= after <= 0.7 and lowest >= 0.2, f"input gates after the write: mean {after}, lowest {lowest}"
+    f_lowest, f_median, f_above = _at_work(
+        text, r"forget gate: lowest step ([\d.]+); steps 6-\d+: median ([\d.]+), above 0\.9: (\d+)%")
+    # "the mean forget gate stays near 1 at every step, and after the write most are above 0.9" (measured: 0.87, 0.96, 81 %)
+    assert f_lowest >= 0.8 and f_median >= 0.95 and f_above >= 70, (f_lowest, f_median, f_above)
+    o_lowest, o_highest = _at_work(text, r"output gate: lowest step ([\d.]+), highest ([\d.]+)")
+    # "open at every step" (measured: lowest 0.54)
+    assert 0.3 <= o_lowest <= o_highest <= 1.0, (o_lowest, o_highest)
+
+
+@pytest.mark.slow
+def test_x5_can_be_read_from_the_cell_states_from_step_5_on_and_not_before(book):
+    before, after = _at_work(_outputs(book), r"x_5 read linearly from c_t: steps 0-4 at most ([\d.]+), steps 5-\d+ at least ([\d.]+)")
+    # before step 5 a coin, whatever the model: 2,000 scored sequences, sd 0.011, so 0.56 is over five sd
+    assert before <= 0.56, f"the readout finds x_5 before it arrived: {before}"
+    # "far above chance" from step 5 to the end (measured: at least 0.945)
+    assert after >= 0.9, f"the readout does not find x_5 in the cell states after step 5: {after}"
+
+
+@pytest.mark.slow
+def test_the_twins_cell_states_are_equal_before_step_5_and_many_times_further_apart_at_the_end(book):
+    before, at_write, at_end = _at_work(
+        _outputs(book), r"twins' mean \|c difference\|: steps 0-4 ([\d.]+), step 5 ([\d.]+), step \d+ ([\d.]+)")
+    assert before == 0.0, "twins that share their first five inputs must agree exactly up to step 4"
+    # "at the last step they differ many times more than at step 5" (measured: 13 times or more)
+    assert at_write > 0 and at_end >= 5 * at_write, f"twins apart: step 5 {at_write}, last step {at_end}"
+
+
+@pytest.mark.slow
+def test_several_units_carry_the_answer_and_the_plotted_units_are_the_strongest(book):
+    text = _outputs(book)
+    found = re.search(r"correlation of c_(\d+) with y: (.*?) \.\.\.", text)
+    assert found, "the page does not print the units' correlations with the target"
+    assert int(found.group(1)) == 35, "the correlations should be of the last cell state of lag 30, step 35"
+    ranked = [(int(u), float(r)) for u, r in re.findall(r"unit (\d+) ([+-][\d.]+)", found.group(2))]
+    assert len(ranked) >= 3 and all(-1 <= r <= 1 for _, r in ranked)
+    magnitudes = [abs(r) for _, r in ranked]
+    assert magnitudes == sorted(magnitudes, reverse=True), f"the units are not ranked by |r|: {ranked}"
+    count, total, plotted = re.search(r"units with \|r\| > 0\.8: (\d+) of (\d+); plotted: ([\d, ]+)", text).groups()
+    # "not one unit holds the answer at the end, but several" (measured: at least 8 of 16 above 0.8)
+    assert int(count) >= 3 and int(total) == 16, f"{count} of {total} units have |r| > 0.8"
+    assert magnitudes[0] >= 0.9
+    assert [int(u) for u in plotted.split(",")] == [u for u, _ in ranked[:3]], "the plotted units are not the three strongest"
+
+
+@pytest.mark.slow
+def test_the_plotted_twins_agree_before_step_5_and_end_further_apart_in_each_unit(book):
+    text = _outputs(book)
+    (before,) = _at_work(text, r"largest difference between the twins before step 5: ([\d.eE+-]+)")
+    assert before == 0.0, "the plotted twins differ before x_5 arrives"
+    line = re.search(r"twins' \|c difference\|, step 5 -> step \d+: (.*)", text)
+    assert line, "the page does not print the plotted twins' cell-state differences"
+    pairs = re.findall(r"unit \d+ ([\d.]+) -> ([\d.]+)", line.group(1))
+    assert len(pairs) == 3
+    for at_write, at_end in pairs:
+        # "each of the three units ... ends further apart than at step 5" (measured: 3.6 times or more)
+        assert float(at_end) >= max(2 * float(at_write), 0.5), f"step 5 {at_write}, last step {at_end}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, words", [("fig-ch6-gates-population", ("forget gate", "step 5", "twins")),
+                                         ("fig-ch6-gates-units", ("input", "cell state", "step 4"))])
+def test_gate_figures_have_an_image_and_alt_text(book, name, words):
+    soup = BeautifulSoup(book.page(PAGE), "html.parser")
+    figure = soup.find("figure", id=name)
+    assert figure is not None, f"the chapter has no figure named {name}"
+    img = figure.find("img")
+    assert img is not None and img["src"].endswith(".png"), f"{name} has no rendered image"
+    assert all(w in img.get("alt", "") for w in words), f"{name}'s alt text does not describe it"
+
+
+def test_the_history_of_the_field_has_moved_to_the_next_chapter():
+    text = prose((ROOT / f"{PAGE}.md").read_text())
+    assert "The next chapter puts the LSTM to work on real text" in text
+    assert "where sequence modelling went" in text
+    for key in ("sutskever2014seq2seq", "bahdanau2015align", "vaswani2017attention"):
+        assert key not in text, f"{key} is cited in chapter 6; the history it supports is in chapter 7"
+    assert "## When an LSTM is the right tool" in text
