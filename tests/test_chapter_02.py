@@ -9,6 +9,7 @@ build this chapter alone with
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import re
@@ -19,6 +20,7 @@ import torch
 
 import lstm_ref
 from book_build import ROOT
+import chapter_pages
 from chapter_pages import graded_points
 from lstm_ref.gradients import scale_to_spectral_radius, spectral_radius
 
@@ -351,3 +353,143 @@ def test_printed_input_gradient_by_lag_fades_for_rho_half_and_stays_large_for_rh
             assert float(value) == pytest.approx(by_lag[k], rel=0.05), f"rho = {rho}, lag {k}: page {value}, torch {by_lag[k]:.2e}"
     assert norms[0.5][2] < 1e-6 * norms[0.5][0], norms[0.5]
     assert min(norms[1.5]) > 0.1 * norms[1.5][0], norms[1.5]
+
+
+# ---------------------------------------------------------------------------------------------
+# The worked example with numbers (D = H = N = 1, T = 3, L = sum_t (h_t - y_t)^2 / 2): every printed
+# path term, the sums and the two routes into h_t, against torch autograd on the page's own constants.
+
+
+def _scalar_example_constants() -> dict:
+    """w_xh, w_hh, b, h_init, x, y as the page's worked example sets them (read from the source)."""
+    source = SOURCE.read_text()
+    weights = re.search(r"^w_xh, w_hh, b = ([^#\n]+)", source, flags=re.MULTILINE)
+    assert weights, "the worked example's weights line `w_xh, w_hh, b = ...` is missing"
+    found = dict(zip(("w_xh", "w_hh", "b"), ast.literal_eval(weights.group(1).strip())))
+    for name in ("h_init", "x", "y"):
+        match = re.search(rf"^{name} = ([^#\n]+)", source, flags=re.MULTILINE)
+        assert match, f"the worked example's line `{name} = ...` is missing"
+        found[name] = ast.literal_eval(match.group(1).strip())
+    assert len(found["x"]) == len(found["y"]) == 3, "the worked example has T = 3"
+    return found
+
+
+def _scalar_truth(c: dict) -> dict:
+    """By torch autograd: the states, the path terms dL_s/dw_hh^(t) (one copy of w_hh per step), the total
+    dL/dw_hh, and dL/dh_t split into the local gradient and the rest."""
+    T = len(c["x"])
+    copies = [torch.tensor(c["w_hh"], dtype=torch.float64, requires_grad=True) for _ in range(T)]
+    h, losses = torch.tensor(c["h_init"], dtype=torch.float64), []
+    for t in range(T):
+        h = torch.tanh(c["x"][t] * c["w_xh"] + h * copies[t] + c["b"])
+        losses.append((h - c["y"][t]) ** 2 / 2)
+    terms = {}
+    for s in range(T):
+        grads = torch.autograd.grad(losses[s], copies, retain_graph=True, allow_unused=True)
+        for t, grad in enumerate(grads):
+            if t > s:  # a later use of w_hh cannot reach an earlier loss
+                assert grad is None or grad.item() == 0.0
+            else:
+                terms[s, t] = grad.item()
+    # the real network: one shared w_hh, and the states kept to read dL/dh_t
+    shared = torch.tensor(c["w_hh"], dtype=torch.float64, requires_grad=True)
+    h, hs, loss = torch.tensor(c["h_init"], dtype=torch.float64), [], 0.0
+    for t in range(T):
+        h = torch.tanh(c["x"][t] * c["w_xh"] + h * shared + c["b"])
+        h.retain_grad()
+        hs.append(h)
+        loss = loss + (h - c["y"][t]) ** 2 / 2
+    loss.backward()
+    total = shared.grad.item()
+    assert abs(sum(terms.values()) - total) < 1e-14, "the path terms do not add up to dL/dw_hh (ch2-shared-sum)"
+    local = [h.item() - y for h, y in zip(hs, c["y"])]
+    return {"h": [h.item() for h in hs], "L": loss.item(), "terms": terms, "total": total,
+            "dh": [h.grad.item() for h in hs], "local": local}
+
+
+def test_worked_example_path_terms_are_products_of_the_chain_rule_factors():
+    """The closed form the page prints per path (g_s, (1 - h_r^2) w_hh per step in between, (1 - h_t^2) h_{t-1}
+    for the use) equals torch's gradient of L_s with respect to the copy of w_hh used at step t."""
+    c = _scalar_example_constants()
+    truth = _scalar_truth(c)
+    h = truth["h"]
+    h_prev = [c["h_init"], *h[:-1]]
+    for (s, t), want in truth["terms"].items():
+        through = np.prod([(1 - h[r] ** 2) * c["w_hh"] for r in range(t + 1, s + 1)])
+        closed = (h[s] - c["y"][s]) * through * (1 - h[t] ** 2) * h_prev[t]
+        assert closed == pytest.approx(want, rel=1e-12, abs=1e-15), f"path L_{s} <- step {t}"
+    assert len(truth["terms"]) == 3 * 4 // 2
+
+
+def _printed_worked_example(text: str) -> dict:
+    rows = re.findall(r"^(L_(\d)(?: <- h_\d)+)\s+step (\d)\s+([+-]\d\.\d{8})$", text, flags=re.MULTILINE)
+    sums = dict(re.findall(r"^(sum of the \d terms|finite difference|sum of the 3 terms h_\(t-1\) da_t):\s+"
+                           r"([+-]\d\.\d{10})$", text, flags=re.MULTILINE))
+    table = text.split("local g_t", 1)[1] if "local g_t" in text else ""
+    routes = re.findall(r"^\s*(\d)\s+([+-]\d\.\d{6})\s+([+-]\d\.\d{6})\s+([+-]\d\.\d{6})$", table, flags=re.MULTILINE)
+    states = re.search(r"^h_0, h_1, h_2 = ([+-]\S+), ([+-]\S+), ([+-]\S+)\s+L = (\S+)$", text, flags=re.MULTILINE)
+    return {"rows": rows, "sums": sums, "routes": routes, "states": states}
+
+
+@pytest.mark.slow
+def test_worked_example_prints_every_path_term_and_their_sum_equals_the_finite_difference(book):
+    printed = _printed_worked_example(chapter_pages.printed(book.page(PAGE)))
+    c = _scalar_example_constants()
+    truth = _scalar_truth(c)
+    assert printed["states"], "the worked example's states line is missing"
+    for value, want in zip(printed["states"].groups(), [*truth["h"], truth["L"]]):
+        assert float(value) == pytest.approx(want, abs=1e-6)
+    terms = {}
+    for path, s, t, value in printed["rows"]:
+        s, t = int(s), int(t)
+        assert path == " <- ".join([f"L_{s}"] + [f"h_{r}" for r in range(s, t - 1, -1)]), f"wrong path name {path}"
+        terms[s, t] = float(value)
+    assert sorted(terms) == sorted(truth["terms"]), f"expected one line per path (s, t), t <= s: {sorted(terms)}"
+    for key, value in terms.items():
+        assert value == pytest.approx(truth["terms"][key], abs=1e-8), f"path L_{key[0]} <- step {key[1]}"
+    sums = {name: float(value) for name, value in printed["sums"].items()}
+    total, fd = sums.get(f"sum of the {len(terms)} terms"), sums.get("finite difference")
+    assert total is not None and fd is not None, f"the total and the finite difference are missing: {sums}"
+    assert total == pytest.approx(sum(terms.values()), abs=len(terms) * 5e-9 + 1e-12)  # terms rounded to 1e-8
+    assert total == pytest.approx(truth["total"], abs=2e-10), "the printed total is not torch's dL/dw_hh"
+    assert fd == pytest.approx(total, abs=1e-8), f"sum of the terms {total} vs finite difference {fd}"
+    # "the longest path ... carries the smallest term; it passes through the most factors (1 - h_r^2) w_hh,
+    # each below 1 here"
+    assert min(terms, key=lambda key: abs(terms[key])) == (2, 0), terms
+    assert all(0 < (1 - h**2) * c["w_hh"] < 1 for h in truth["h"])
+
+
+@pytest.mark.slow
+def test_worked_example_two_routes_into_h_t_match_torch(book):
+    printed = _printed_worked_example(chapter_pages.printed(book.page(PAGE)))
+    truth = _scalar_truth(_scalar_example_constants())
+    assert [int(r[0]) for r in printed["routes"]] == [2, 1, 0], f"the dL/dh_t table: {printed['routes']}"
+    for t, local, back, total in printed["routes"]:
+        t = int(t)
+        assert float(local) == pytest.approx(truth["local"][t], abs=2e-6), f"t = {t}: local gradient"
+        assert float(back) == pytest.approx(truth["dh"][t] - truth["local"][t], abs=2e-6), f"t = {t}: from h_(t+1)"
+        assert float(total) == pytest.approx(truth["dh"][t], abs=2e-6), f"t = {t}: dL/dh_t"
+        assert float(total) == pytest.approx(float(local) + float(back), abs=3e-6)
+    assert float(printed["routes"][0][2]) == 0.0, "nothing comes back to the last state"
+    grouped = float(printed["sums"]["sum of the 3 terms h_(t-1) da_t"])
+    assert grouped == pytest.approx(truth["total"], abs=2e-10), "the three grouped terms are not dL/dw_hh"
+
+
+@pytest.mark.slow
+def test_two_routes_figure_follows_equation_ch2_dh_and_its_alt_text_names_what_it_draws(book):
+    page = book.page(PAGE)
+    figure = _figure(page, "fig-ch2-two-routes")
+    assert re.search(r'<img[^>]*src="[^"]+\.png"', figure), "the two-routes figure has no rendered image"
+    assert 'href="#equation-ch2-dh"' in figure, "the caption should link to equation ch2-dh"
+    assert page.index('id="equation-ch2-dh"') < page.index('id="fig-ch2-two-routes"'), "figure before its equation"
+    assert 'href="#fig-ch2-two-routes"' in page, "the text should refer to the figure"
+    source = SOURCE.read_text()
+    (meta, code), = [(m, c) for m, c in chapter_pages.code_cells(source)
+                     if m.get("mystnb", {}).get("figure", {}).get("name") == "fig-ch2-two-routes"]
+    alt = meta["mystnb"]["image"]["alt"]
+    # what the code draws and the alt text says: the three steps, the labels of the two routes and their sum
+    for drawn, said in (('"t-1"', "t-1"), ('"t+1"', "t+1"), ("$g_t$", "g_t"), ("$dh_t$", "dh_t"),
+                        ("$da_{t+1} W_{hh}^\\\\top$", "da_t+1 times W_hh transposed"), ('"+"', "plus node"),
+                        ("VERMILLION", "second colour")):
+        assert drawn in code, f"the figure code does not draw {drawn}"
+        assert said in alt, f"the alt text does not mention {said!r}"

@@ -21,6 +21,8 @@ import pytest
 import torch
 from bs4 import BeautifulSoup
 
+import chapter_pages
+from chapter_pages import printed
 from lstm_ref.gradients import rnn_lag_jacobian_norms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,20 +272,86 @@ def test_the_explosion_at_radius_3_is_explained_by_what_the_page_prints(book):
     assert 1.6 < ratio < 2.0, f"'its spectral norm is almost twice its radius': {ratio:.3f}"
 
 
+def _largest_singular_value_of_upper_triangular(d: float, c: float) -> float:
+    """sigma_1 of [[d, c], [0, d]] in closed form: sigma_1 sigma_2 = d^2 and sigma_1^2 + sigma_2^2 = 2 d^2 + c^2."""
+    return (abs(c) + np.sqrt(c**2 + 4 * d**2)) / 2
+
+
+def test_the_refresher_is_a_dropdown_placed_where_the_chapter_first_needs_norm_and_radius():
+    source = (ROOT / f"{PAGE}.md").read_text()
+    box = re.search(r"^```\{admonition\} Refresher: ([^\n]*)\n:class: dropdown\n(.*?)^```$", source,
+                    flags=re.MULTILINE | re.DOTALL)
+    assert box, "the linear-algebra refresher should be an admonition with :class: dropdown"
+    for topic in ("eigenvalue", "singular value", "spectral norm", "spectral radius"):
+        assert topic in box.group(1).lower() and topic in box.group(2).lower(), f"the refresher should cover {topic}"
+    assert "A^k" in box.group(2) and "non-normal" in box.group(2)
+    # after the Jacobian product, before the first use of the norm (the bound) and of the radius
+    assert source.index("(ch3-jacobian-product)") < box.start() < source.index("**A bound.**")
+    assert box.start() < source.index("(ch3-norm-bound)") < source.index("(ch3-spectral-radius)")
+    # the cell that prints its numbers follows the box directly
+    after = source[box.end():]
+    assert after.index("```{code-cell}") < after.index("**A bound.**")
+    assert "np.array([[0.5, 10.0], [0.0, 0.5]])" in after[: after.index("**A bound.**")]
+
+
+def test_the_landing_page_lists_the_refresher_among_the_prerequisites():
+    index = (ROOT / "book" / "index.md").read_text()
+    prerequisites = index.split("## Who this course is for", 1)[1].split("\n## ", 1)[0]
+    item = re.search(r"^- \*\*eigenvalues and singular values\*\*.*?(?=^- |^\n)", prerequisites,
+                     flags=re.MULTILINE | re.DOTALL)
+    assert item and "{doc}`03_vanishing_exploding`" in item.group(0) and "refresher" in item.group(0)
+
+
+def _refresher_output(text: str) -> dict:
+    eig = re.search(r"eigenvalues \[([^\]]*)\]\s+singular values \[([^\]]*)\]", text)
+    sizes = re.search(r"spectral radius (\S+), spectral norm (\S+)", text)
+    table = text.split("||A^k||_2^(1/k)\n", 1)[1].splitlines() if "||A^k||_2^(1/k)\n" in text else []
+    rows = []
+    for line in table:  # the rows directly under the header
+        row = re.fullmatch(r"\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+\.\d{3})", line)
+        if not row:
+            break
+        rows.append(row.groups())
+    assert eig and sizes and rows, "the refresher's cell output (eigenvalues, radius and norm, powers) is missing"
+    return {"eigenvalues": [float(v) for v in eig.group(1).split()],
+            "singular": [float(v) for v in eig.group(2).split()],
+            "radius": float(sizes.group(1)), "norm": float(sizes.group(2).rstrip(",")),
+            "powers": {int(k): tuple(map(float, v)) for k, *v in rows}}
+
+
 @pytest.mark.slow
-def test_jordan_block_powers_follow_k_rho_to_the_k(book):
-    text = _text(book)
-    rows = re.findall(r"\|\|W\^(\d+)\|\|_2 = (\S+), 10 k 0\.5\^\(k-1\) = (\S+), 0\.5\^k = (\S+)", text)
-    assert [int(r[0]) for r in rows] == [1, 5, 20, 60], rows
-    norms = []
-    for k, norm, off, diag in rows:
-        norm, off, diag = float(norm.rstrip(",")), float(off.rstrip(",")), float(diag)
-        # the 2x2 block [[d, b], [0, d]] has b <= ||.||_2 <= b + d
-        assert off * (1 - 5e-3) <= norm <= (off + diag) * (1 + 5e-3), f"k = {k}"
-        norms.append(norm)
-    # "it first stretches vectors a lot and shrinks them only later": above 1 while rho^k is already small
-    assert norms[0] > 1 and norms[1] > 1 > norms[2] > norms[3], f"first stretches, later shrinks: {norms}"
-    assert norms[1] > 50 * 0.5**5, "at k = 5 the norm should be far above rho^k"
+def test_refresher_numbers_equal_numpy_and_the_closed_forms(book):
+    """A = [[0.5, 10], [0, 0.5]]: eigenvalues on the diagonal, sigma_1 and the norms of A^k in closed form."""
+    out = _refresher_output(printed(book.page(PAGE)))
+    A = np.array([[0.5, 10.0], [0.0, 0.5]])
+    assert out["eigenvalues"] == [0.5, 0.5] == sorted(np.linalg.eigvals(A).real)
+    sigma = _largest_singular_value_of_upper_triangular(0.5, 10.0)
+    assert out["singular"] == pytest.approx([sigma, 0.25 / sigma], abs=6e-5)
+    assert out["radius"] == pytest.approx(np.max(np.abs(np.linalg.eigvals(A))), abs=0.006) and out["radius"] == 0.5
+    assert out["norm"] == pytest.approx(sigma, abs=0.006)
+    assert sorted(out["powers"]) == [1, 2, 4, 7, 8, 20, 60], sorted(out["powers"])
+    for k, (norm, off, diag, rate) in out["powers"].items():
+        off_true, diag_true = 10 * k * 0.5 ** (k - 1), 0.5**k  # A^k = [[0.5^k, 10 k 0.5^(k-1)], [0, 0.5^k]]
+        want = _largest_singular_value_of_upper_triangular(diag_true, off_true)
+        assert norm == pytest.approx(want, rel=6e-3), f"||A^{k}||_2: page {norm}, closed form {want:.4g}"
+        assert off == pytest.approx(off_true, rel=6e-3) and diag == pytest.approx(diag_true, rel=6e-3), f"k = {k}"
+        assert rate == pytest.approx(want ** (1 / k), abs=6e-4), f"k = {k}: ||A^k||^(1/k)"
+        assert want == pytest.approx(np.linalg.norm(np.linalg.matrix_power(A, k), 2), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_refresher_claims_hold_in_the_printed_numbers(book):
+    """"radius 0.5 ... but spectral norm about 10"; "their norm is about 10 at k = 1 and 2 and stays above 1 up to
+    k = 7, when 0.5^k is below 0.01"; "the rate per step creeps down towards 0.5"; "the first steps can look nothing
+    like" rho^k."""
+    out = _refresher_output(printed(book.page(PAGE)))
+    powers = out["powers"]
+    assert out["radius"] < out["norm"] and round(out["norm"]) == 10
+    assert all(round(powers[k][0]) == 10 for k in (1, 2)), powers
+    assert powers[7][0] > 1 > powers[8][0] and powers[7][2] < 0.01, powers
+    rates = [powers[k][3] for k in sorted(powers)]
+    assert all(b < a for a, b in zip(rates, rates[1:])) and 0.5 < rates[-1] < 0.6, rates
+    assert all(powers[k][0] > 10 * powers[k][2] for k in sorted(powers)), "||A^k|| far above rho^k at every k"
 
 
 @pytest.mark.slow
@@ -312,3 +380,118 @@ def test_page_opens_with_its_label_cites_the_analyses_and_links_the_exercise(boo
     for label in ("ch3-step-jacobian", "ch3-jacobian-product", "ch3-norm-bound", "ch3-spectral-radius"):
         assert f'id="equation-{label}"' in page, f"equation {label} is missing"
     assert "exercises/ex03_vanishing_exploding/ex03_vanishing_exploding.ipynb" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Alt texts: true to the figures. A number an alt text states is either a value the figure's code sets (a
+# radius, a lag, a factor w) or a rounding of a number the page prints; a trend it describes is checked
+# against the printed numbers behind the figure.
+
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+FIGURES = ("fig-ch3-powers", "fig-ch3-lag-norms", "fig-ch3-clipping")
+
+
+def _figure_cells() -> dict[str, tuple[str, str]]:
+    """{figure name: (alt text, code of the cell that draws it)}, from the chapter source."""
+    cells = {}
+    for meta, code in chapter_pages.code_cells((ROOT / f"{PAGE}.md").read_text()):
+        mystnb = meta.get("mystnb", {})
+        if "figure" in mystnb:
+            cells[mystnb["figure"]["name"]] = (" ".join(mystnb.get("image", {}).get("alt", "").split()), code)
+    return cells
+
+
+def _is_rounding_of(stated: str, value: float) -> bool:
+    """Whether a number as written ("1.378e+04", "0.5", "59") is `value` rounded to the digits it shows."""
+    mantissa, _, exponent = stated.partition("e")
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    unit = 10.0 ** (int(exponent or 0) - decimals)
+    return abs(value - float(stated)) <= unit / 2 * (1 + 1e-9)
+
+
+def test_is_rounding_of_accepts_roundings_only():
+    assert _is_rounding_of("1.378e+04", 13780.61) and _is_rounding_of("2.656e-05", 2.65613e-05)
+    assert _is_rounding_of("3", 2.89) and _is_rounding_of("0.5", 0.5)
+    assert _is_rounding_of("1e4", 13780.61) and not _is_rounding_of("1.3e4", 13780.61)
+    assert not _is_rounding_of("3e-5", 2.4e-5) and not _is_rounding_of("2", 2.6)
+
+
+@pytest.mark.slow
+def test_every_number_in_an_alt_text_is_set_by_the_figure_code_or_printed_on_the_page(book):
+    out = printed(book.page(PAGE))
+    page_numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", out)]
+    soup = BeautifulSoup(book.page(PAGE), "html.parser")
+    cells = _figure_cells()
+    assert set(cells) == set(FIGURES), sorted(cells)
+    for name, (alt, code) in cells.items():
+        built = soup.find("figure", id=name).find("img").get("alt", "")
+        assert " ".join(built.split()) == alt, f"{name}: the built page's alt text is not the source's"
+        literals = {float(n) for n in NUMBER.findall(code)}
+        for stated in NUMBER.findall(alt):
+            assert float(stated) in literals or any(_is_rounding_of(stated, v) for v in page_numbers), (
+                f"{name}: the alt text states {stated}, which neither the figure's code sets nor the page prints")
+
+
+@pytest.mark.slow
+def test_powers_alt_text_states_the_printed_end_values(book):
+    out = printed(book.page(PAGE))
+    alt, _ = _figure_cells()["fig-ch3-powers"]
+    grow = float(re.search(r"1\.1\*\*100 = (\S+)", out).group(1))
+    shrink = float(re.search(r"0\.9\*\*100 = (\S+)", out).group(1))
+    assert f"w = 1.1 rises to {grow:.4g}" in alt and f"w = 0.9 falls to {shrink:.4g}" in alt, alt
+    assert "w = 1.0 stays flat at 1" in alt and grow > 1 > shrink
+
+
+@pytest.mark.slow
+def test_lag_norms_alt_text_describes_the_printed_trends(book):
+    """"Left, no input: radius 0.5 falls and 1.5 and 3.0 rise along straight lines, 3.0 the steepest; 1.0 levels off
+    between 2 and 3. Right, strong inputs: 0.5, 1.0 and 1.5 all fall, 1.5 the most slowly; only 3.0 rises." """
+    alt, _ = _figure_cells()["fig-ch3-lag-norms"]
+    for phrase in ("0 to 59", "radius 0.5 falls and 1.5 and 3.0 rise along straight lines, 3.0 the steepest",
+                   "1.0 levels off between 2 and 3", "0.5, 1.0 and 1.5 all fall, 1.5 the most slowly",
+                   "only 3.0 rises"):
+        assert phrase in alt, f"the alt text no longer says {phrase!r}; update this test with it"
+    text = _text(book)
+    rows = re.findall(r"^(none|strong)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+(\S+)\s+(\S+)\s+(\S+)\s*$", text, re.MULTILINE)
+    curve = {(name, float(rho)): np.array(values, dtype=float) for name, rho, *values in rows}  # lags 10, 30, 59
+    assert len(curve) == 8 and PRINTED_LAGS[-1] == T - 1 == 59
+    steps = np.diff(PRINTED_LAGS)  # 20 and 29 steps between the printed lags
+
+    def rate(key):  # log growth per step between consecutive printed lags
+        return np.diff(np.log(curve[key])) / steps
+
+    for rho in (0.5, 1.5, 3.0):  # straight on a log axis: the same rate on both stretches, log(rho)
+        assert rate(("none", rho)) == pytest.approx([np.log(rho)] * 2, rel=0.05), f"no input, rho = {rho}"
+    assert rate(("none", 0.5)).max() < 0 < rate(("none", 1.5)).min() < rate(("none", 3.0)).min()
+    assert np.all((2 <= curve["none", 1.0]) & (curve["none", 1.0] <= 3)), curve["none", 1.0]
+    for rho in (0.5, 1.0, 1.5):
+        assert np.all(rate(("strong", rho)) < 0), f"strong inputs, rho = {rho} should fall"
+    assert np.all(rate(("strong", 3.0)) > 0), "strong inputs, rho = 3 should rise"
+    assert np.all(curve["strong", 1.5] > curve["strong", 1.0]) and np.all(curve["strong", 1.0] > curve["strong", 0.5])
+
+
+@pytest.mark.slow
+def test_clipping_alt_text_describes_the_printed_runs(book):
+    """"every clipped run climbs to about 1; the unclipped runs split, some reaching 1 and the others ending near 0.5,
+    some of these after climbing part of the way first"; "[lag 10:] every run ... stays far below 1 and ends near
+    0.5"; "some unclipped runs spike above 100, far above the dotted threshold line at 1; the clipped runs cross
+    the line too, but stay far lower"."""
+    alt, _ = _figure_cells()["fig-ch3-clipping"]
+    for phrase in ("every clipped run climbs to about 1", "some reaching 1 and the others ending near 0.5",
+                   "some of these after climbing part of the way first",
+                   "every run, clipped or not, stays far below 1 and ends near 0.5",
+                   "some unclipped runs spike above 100", "threshold line at 1",
+                   "the clipped runs cross the line too, but stay far lower"):
+        assert phrase in alt, f"the alt text no longer says {phrase!r}; update this test with it"
+    c, table = _clipping_table(_text(book))
+    assert c == 1.0
+    clipped, raw = table[5, "clipped"], table[5, "no clipping"]
+    assert np.all(clipped["accuracy"] >= 0.97), clipped["accuracy"]
+    reached, others = raw["accuracy"] >= 0.97, raw["accuracy"] < 0.95
+    assert reached.any() and others.any() and np.all(reached | others), raw["accuracy"]
+    assert np.all(raw["accuracy"][others] < 0.65), "the unclipped runs that fail should end near chance"
+    assert np.any(raw["best"][others] - raw["accuracy"][others] >= 0.1), "none climbed part of the way first"
+    lag10 = {m: table[10, m] for m in ("no clipping", "clipped")}
+    assert all(np.all(r["best"] < 0.8) and np.all(r["accuracy"] < 0.65) for r in lag10.values()), lag10
+    assert np.any(raw["norm"] > 100), raw["norm"]
+    assert np.all(clipped["norm"] > c) and clipped["norm"].max() < 0.1 * raw["norm"].max(), clipped["norm"]
