@@ -42,6 +42,7 @@ PLAN = {
     "book/04_lstm_forward": ("ch-lstm-forward", "4. The LSTM, gate by gate"),
     "book/05_lstm_backward": ("ch-lstm-backward", "5. Backpropagation through the LSTM"),
     "book/06_lstm_in_practice": ("ch-lstm-in-practice", "6. LSTMs in practice"),
+    "book/07_language_model": ("ch-language-model", "7. An LSTM that writes: a character language model"),
     "book/instructor_guide": ("instructor-guide", "Instructor guide"),
 }
 HEADER = """---
@@ -118,6 +119,7 @@ def _partial_source(dest: Path, pages: list[str]) -> tuple[Path, set[str]]:
     src = dest / "src"
     shutil.copytree(ROOT / "book", src / "book")
     shutil.copytree(ROOT / "exercises", src / "exercises")  # the chapters' download links
+    shutil.copytree(ROOT / "data", src / "data")  # the corpus chapter 7 reads
     shutil.copy(ROOT / "references.bib", src / "references.bib")
     placeholders = set()
     for page, (label, title) in PLAN.items():
