@@ -62,6 +62,12 @@ def pytest_unconfigure(config):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests of the built book run last: while the shared build runs, the workers have the
+    other tests to do, instead of both waiting for the book at the start."""
+    items.sort(key=lambda item: "book" in getattr(item, "fixturenames", ()))  # stable: order kept otherwise
+
+
 @pytest.fixture(scope="session")
 def book(tmp_path_factory):
     """The book, built once per test session as `make book` builds it (see book_build.py)."""
