@@ -69,6 +69,8 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
         f"make grade ASSIGNMENT={ASSIGNMENT}",
         f"make feedback ASSIGNMENT={ASSIGNMENT}",
         "nbgrader export --to grades.csv",
+        "make export LMS=canvas",
+        f"make export LMS=moodle ASSIGNMENT={ASSIGNMENT}",
         "make report",
     ]
     # The page and this test change together: a command added to the page must be run here.
@@ -129,6 +131,20 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
     assert rows["doejane"]["last_name"] == "Doe"
 
     run(course_dir, commands[8])
+    with open(course_dir / "grading" / "export" / "canvas.csv", newline="") as f:
+        canvas = list(csv.reader(f))
+    column = canvas[0].index(ASSIGNMENT)
+    assert canvas[0][:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert canvas[1][0] == "Points Possible" and canvas[1][column] == "11"
+    by_login = {row[3]: row[column] for row in canvas[2:]}
+    assert by_login == {"absent": "", "doejane": "10.5", "moe": "7", "roe": "0"}, by_login  # no hand-in: empty
+    run(course_dir, commands[9])
+    with open(course_dir / "grading" / "export" / "moodle.csv", newline="") as f:
+        moodle = list(csv.DictReader(f))
+    assert {r["Username"]: (r["Email address"], r[ASSIGNMENT]) for r in moodle}["doejane"] == ("jane@example.edu", "10.5")
+    assert list(moodle[0]) == ["Username", "Email address", "First name", "Last name", ASSIGNMENT]
+
+    run(course_dir, commands[10])
     summary = json.loads((course_dir / "grading" / "report" / "summary.json").read_text())
     (ex00,) = [s for s in summary if s["assignment"] == ASSIGNMENT]
     assert ex00["scores"] == {"doejane": 10.5, "moe": 7.0, "roe": 0.0}

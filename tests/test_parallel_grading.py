@@ -32,6 +32,8 @@ import os, signal, sys
 from course_grader import batch
 from course_grader.cli import main
 
+# a shell that starts a job in the background starts it with SIGINT ignored: be a foreground Ctrl-C
+signal.signal(signal.SIGINT, signal.default_int_handler)
 stop_after = int(sys.argv[1])
 run_workers = batch.run_workers
 
