@@ -188,6 +188,12 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _target_log_probs(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log softmax of logits (T, N, V), the log-probability of each target (T, N))."""
+    logp = _log_softmax(logits)  # (T, N, V)
+    return logp, np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (T, N)
+
+
 def _check_loss_inputs(logits, targets, mask) -> np.ndarray:
     """Check logits (T, N, V), targets (T, N) in [0, V), mask (T, N) bool or None; return the mask as float."""
     _check_logits("logits", logits, "(T, N, V)", 3)
@@ -215,8 +221,7 @@ def temporal_softmax_loss(
     """
     m = _check_loss_inputs(logits, targets, mask)
     T, N, V = logits.shape
-    logp = _log_softmax(logits)  # (T, N, V)
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (T, N)
+    logp, picked = _target_log_probs(logits, targets)  # (T, N, V), (T, N)
     loss = -float(np.sum(m * picked)) / N
     dlogits = np.exp(logp)  # (T, N, V) softmax
     np.put_along_axis(dlogits, targets[..., None], np.take_along_axis(dlogits, targets[..., None], -1) - 1, -1)
@@ -236,8 +241,7 @@ def perplexity(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray | None 
     count = float(m.sum())
     if count == 0:
         raise ValueError("mask counts no token (it is all False); perplexity needs at least one.")
-    logp = _log_softmax(logits)
-    picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]  # (T, N)
+    _, picked = _target_log_probs(logits, targets)  # (T, N)
     return float(np.exp(-np.sum(m.astype(np.float64) * picked) / count))
 
 
