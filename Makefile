@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-fast release bench grade feedback report export system-deps clean
+.PHONY: book book-deps test test-fast release bench grade feedback report export system-deps clean
 
 ASSIGNMENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -33,9 +33,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-book: $(STAMP)
+# Both editions: the English one from the root into _build/html/, then the Chinese one from book/zh/
+# into _build/zh/ (its own execution cache), copied to _build/html/zh/ so each page links to its twin.
+book: $(STAMP) book-deps
 	$(BIN)/jupyter-book build . -W -n --keep-going
-	@echo "The book is in _build/html/index.html"
+	$(BIN)/jupyter-book build book/zh --path-output _build/zh -W -n --keep-going
+	rm -rf _build/html/zh && cp -r _build/zh/_build/html _build/html/zh
+	@echo "The book is in _build/html/index.html, the Chinese edition in _build/html/zh/index.html"
 
 # Two xdist workers. The book is built once, in the background from the start (tests/conftest.py),
 # while the workers run the tests that need no book; the grading tests share out evenly.
@@ -47,10 +51,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 # Regenerate every student version in exercises/ from its source in solutions/.
+# Each Chinese student version, exercises/<a>/zh/<a>.ipynb, is the English one with the markdown
+# cells of book/zh/exercises/<a>.yml: the same graded cells, in the same notebook name.
 release: $(STAMP)
 	for dir in solutions/*/; do \
 		$(BIN)/nbgrader generate_assignment "$$(basename "$$dir")" --force || exit 1; \
 	done
+	$(BIN)/python -m course_grader translate
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lstm.py
@@ -74,23 +81,38 @@ export: $(STAMP)
 	@test -n "$(LMS)" || { echo "usage: make export LMS=canvas|moodle [ASSIGNMENT=exNN_name]"; exit 2; }
 	$(BIN)/python -m course_grader export --lms $(LMS) $(ASSIGNMENT) $(GRADE_FLAGS)
 
-# The system programs grading and the tests need: bubblewrap (the sandbox), PostgreSQL (the
-# gradebook for many workers) and headless Chromium with its driver (the browser tests of the
-# book). Installed with apt-get when missing and run as root.
-system-deps:
-	@missing=""; \
-	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
-	{ command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing="$$missing postgresql"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
-	if [ -z "$$missing" ]; then echo "system-deps: bubblewrap, postgresql, chromium and chromium-driver are installed"; \
+# The system packages, installed with apt-get when missing (as root; otherwise the command to run is
+# printed; matplotlib's font list is then rebuilt, so it sees new fonts). The book needs the CJK fonts its Chinese figures are drawn with (fonts-noto-cjk; without
+# them matplotlib reports missing glyphs and the build fails). Grading and the tests need, besides,
+# bubblewrap (the sandbox), PostgreSQL (the gradebook for many workers) and headless Chromium with
+# its driver (the browser tests of the book).
+BOOK_PACKAGES := fonts-noto-cjk
+TEST_PACKAGES := $(BOOK_PACKAGES) bubblewrap postgresql chromium chromium-driver
+missing_packages = missing=""; for package in $(1); do \
+	case $$package in \
+	fonts-noto-cjk) fc-list 2>/dev/null | grep -q "Noto Sans CJK SC" ;; \
+	bubblewrap) command -v bwrap >/dev/null ;; \
+	postgresql) command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 ;; \
+	chromium-driver) command -v chromedriver >/dev/null ;; \
+	*) command -v $$package >/dev/null ;; \
+	esac || missing="$$missing $$package"; done
+install_packages = @$(call missing_packages,$(1)); \
+	if [ -z "$$missing" ]; then echo "system packages installed: $(1)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "system-deps: installing$$missing"; \
+		echo "installing$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+		rm -f "$${MPLCONFIGDIR:-$$HOME/.cache/matplotlib}"/fontlist-*.json; \
 	else \
-		echo "system-deps: missing$$missing. Install them (Debian/Ubuntu: sudo apt-get install$$missing);"; \
-		echo "without bubblewrap autograding refuses to run; without chromium the browser tests fail."; \
+		echo "missing:$$missing. Install them (Debian/Ubuntu: sudo apt-get install$$missing)."; \
+		echo "Without fonts-noto-cjk the book does not build; without bubblewrap autograding refuses to run;"; \
+		echo "without chromium the browser tests fail."; \
 	fi
+
+book-deps:
+	$(call install_packages,$(BOOK_PACKAGES))
+
+system-deps:
+	$(call install_packages,$(TEST_PACKAGES))
 
 clean:
 	rm -rf _build .pytest_cache

@@ -7,6 +7,8 @@ Commands (the Makefile wraps each):
 * ``feedback ASSIGNMENT``: feedback pages for every student (``make feedback``);
 * ``report [ASSIGNMENT ...]``: the class report from the gradebook (``make report``);
 * ``export --lms canvas|moodle [ASSIGNMENT ...]``: grades in the CSV an LMS imports (``make export``);
+* ``translate [ASSIGNMENT ...]``: the Chinese student versions, ``exercises/<a>/zh/`` (``make release``),
+  see :mod:`course_grader.translate`;
 * ``sandbox``: say whether the grading sandbox starts on this machine.
 
 Anything of the form ``--Class.trait=value`` is passed on to nbgrader's configuration, e.g.
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export", help="grades in the CSV a learning-management system imports")
     e.add_argument("--lms", choices=["canvas", "moodle"], required=True)
     e.add_argument("assignments", nargs="*")
+    t = sub.add_parser("translate", help="write the Chinese student versions from book/zh/exercises/")
+    t.add_argument("assignments", nargs="*")
     sub.add_parser("sandbox", help="check that the grading sandbox starts here")
     args = parser.parse_args(rest)
     root = Path.cwd()
@@ -66,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
 
         path = export_grades(Course(root, overrides), args.lms, args.assignments or None)
         print(f"grades for {args.lms}: {path}")
+        return 0
+    if args.command == "translate":
+        from .translate import TranslationError, translate
+
+        try:
+            written = translate(root, args.assignments or None)
+        except TranslationError as error:
+            print(f"translate: {error}", file=sys.stderr)
+            return 1
+        for path in written:
+            print(f"written: {path.relative_to(root)}")
         return 0
     if args.command == "report":
         from .report import class_report

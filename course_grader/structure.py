@@ -26,12 +26,15 @@ import copy
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+
+from .translate import released_translations
 
 
 @dataclass
@@ -82,11 +85,15 @@ def _plain(cell):
     return cell
 
 
-def restore_structure(cells: list, specs: list[CellSpec]) -> tuple[list, list[str]]:
+def restore_structure(cells: list, specs: list[CellSpec],
+                      translations: dict[str, set[str]] | None = None) -> tuple[list, list[str]]:
     """The submission's cells in the released structure, and a list of the repairs made.
 
-    cells: the submitted notebook's cells; specs: the assignment's cells in released order.
+    cells: the submitted notebook's cells; specs: the assignment's cells in released order;
+    translations: grade_id -> the released translations of a cell's text (the Chinese student
+    version's instructions), which are as released, not edits.
     """
+    translations = translations or {}
     by_name = {s.name: s for s in specs}
     repairs: list[str] = []
     last = {}
@@ -125,7 +132,8 @@ def restore_structure(cells: list, specs: list[CellSpec]) -> tuple[list, list[st
             if cells[last[spec.name]].get("cell_type") != spec.cell_type:
                 repairs.append(f"{spec.name!r} was turned into a {cells[last[spec.name]].get('cell_type')} cell: restored")
             if spec.locked and cell.get("source") != spec.source:
-                if cell.get("source", "").rstrip() != spec.released_source().rstrip():
+                submitted = cell.get("source", "").rstrip()
+                if submitted != spec.released_source().rstrip() and submitted not in translations.get(spec.name, ()):
                     repairs.append(f"the locked cell {spec.name!r} was edited: the released version runs")
                 cell["source"] = spec.source
             cell.setdefault("metadata", {})["nbgrader"] = new
@@ -186,7 +194,8 @@ class RestoreStructure(NbGraderPreprocessor):
         source = os.path.join(coursedir.format_path(coursedir.source_directory, ".", info["assignment"]),
                               f"{info['notebook']}.ipynb")
         specs = assignment_specs(info["db_url"], info["assignment"], info["notebook"], order_from=source)
-        nb.cells, repairs = restore_structure(nb.cells, specs)
+        translations = released_translations(Path(coursedir.root), info["assignment"], info["notebook"])
+        nb.cells, repairs = restore_structure(nb.cells, specs, translations)
         for text in repairs:
             self.log.warning("%s/%s: %s", info["student"], info["notebook"], text)
         nb.metadata["lm_structure"] = repairs

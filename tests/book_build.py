@@ -58,6 +58,10 @@ kernelspec:
 """
 
 
+# The two editions: the prefix of their pages' paths in the built site, and their table of contents.
+EDITIONS = {"en": ("", ROOT / "_toc.yml"), "zh": ("zh/", ROOT / "book" / "zh" / "_toc.yml")}
+
+
 def toc_pages(toc_file: Path = ROOT / "_toc.yml") -> list[str]:
     """Every page of a table of contents, root first, as paths without extension relative to the root."""
     toc = yaml.safe_load(toc_file.read_text())
@@ -84,6 +88,12 @@ class Build:
     html: Path
     placeholders: set[str] = field(default_factory=set)  # pages left out of a partial build
     mplbackend: str | None = None  # MPLBACKEND in the environment the build was started with
+    # the Chinese edition, built from book/zh at the same time into html/zh: its command, exit code,
+    # problems and log, as above
+    zh_command: str = ""
+    zh_returncode: int = 0
+    zh_problems: list[str] = field(default_factory=list)
+    zh_log: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dict(self.__dict__, html=str(self.html), placeholders=sorted(self.placeholders)))
@@ -101,11 +111,28 @@ class Build:
             f"`{self.command}` exited {self.returncode}; warnings and errors:\n" + "\n".join(self.problems)
             + f"\n--- end of the log ---\n{self.log[-3000:]}"
         )
+        assert self.zh_returncode == 0, (
+            f"the Chinese edition, `{self.zh_command}`, exited {self.zh_returncode}; warnings and errors:\n"
+            + "\n".join(self.zh_problems) + f"\n--- end of the log ---\n{self.zh_log[-3000:]}"
+        )
+
+    def left_out(self, page: str) -> bool:
+        """Whether a partial build left the page out (a Chinese page with its English one)."""
+        return page in self.placeholders or page.replace("zh/", "book/", 1) in self.placeholders
+
+    def pages(self, edition: str | None = None) -> list[str]:
+        """The pages of one edition ("en", "zh") or of both, as paths in the site without .html."""
+        pages = []
+        for name, (prefix, toc) in EDITIONS.items():
+            if edition in (None, name):
+                pages += [prefix + page for page in toc_pages(toc)]
+        return [page for page in pages if not self.left_out(page)]
 
     def page(self, page: str) -> str:
-        """The built HTML of a page ("book/03_vanishing_exploding"); skips if a partial build left it out."""
+        """The built HTML of a page ("book/03_vanishing_exploding", or "zh/03_vanishing_exploding" for
+        the Chinese edition); skips if a partial build left it out."""
         self.check()
-        if page in self.placeholders:
+        if self.left_out(page):
             pytest.skip(f"{page} is not in BOOK_PAGES")
         path = self.html / f"{page}.html"
         assert path.is_file(), f"{page}.html is missing from the built book"
@@ -124,7 +151,8 @@ def _partial_source(dest: Path, pages: list[str]) -> tuple[Path, set[str]]:
     placeholders = set()
     for page, (label, title) in PLAN.items():
         if page not in pages:
-            (src / f"{page}.md").write_text(f"{HEADER}\n({label})=\n# {title}\n\nLeft out of this build.\n")
+            for path in (src / f"{page}.md", src / "book" / "zh" / f"{Path(page).name}.md"):
+                path.write_text(f"{HEADER}\n({label})=\n# {title}\n\nLeft out of this build.\n")
             placeholders.add(page)
     chapters = [{"file": p} for p in PLAN if p != "book/instructor_guide"]
     toc = {"format": "jb-book", "root": "book/index", "parts": [
@@ -136,34 +164,66 @@ def _partial_source(dest: Path, pages: list[str]) -> tuple[Path, set[str]]:
     return src, placeholders
 
 
-def build_book(tmp: Path) -> Build:
-    """Build as `make book` does (-W -n --keep-going), forcing execution, into tmp.
+def _config_copy(config_file: Path, dest: Path) -> Path:
+    """A copy of a book's _config.yml in dest that executes every page afresh; returns its path.
 
     Neither the committed _config.yml nor the execution cache in _build is touched.
     """
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config = yaml.safe_load(config_file.read_text())
     assert config["execute"]["execute_notebooks"] == "cache"
     config["execute"]["execute_notebooks"] = "force"
-    # the copy of the config lives in tmp: its local extensions are where the original says
+    # the copy lives in dest: its local extensions are where the original says
     local = config.get("sphinx", {}).get("local_extensions")
     if local:
-        config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in local.items()}
+        config["sphinx"]["local_extensions"] = {name: str((config_file.parent / path).resolve())
+                                                for name, path in local.items()}
+    dest.write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest
+
+
+def _problems(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if re.search(r"WARNING|ERROR|Error|Exception", line) and "[IPKernelApp]" not in line]
+
+
+def build_book(tmp: Path) -> Build:
+    """Build both editions as `make book` does (-W -n --keep-going), executing every page, into tmp.
+
+    The English edition is built from the root into tmp/_build/html, the Chinese one from book/zh
+    at the same time into tmp/zh and then copied to tmp/_build/html/zh, where `make book` puts it.
+    """
     pages = [p.strip() for p in os.environ.get("BOOK_PAGES", "").split(",") if p.strip()]
     if pages:
         source, placeholders = _partial_source(tmp, pages)
     else:
         source, placeholders = ROOT, set()
-    (tmp / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jupyter_book), "build", str(source), "-W", "-n", "--keep-going",
-           "--config", str(tmp / "_config.yml"), "--toc", str(source / "_toc.yml"), "--path-output", str(tmp)]
+    jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
+    en_config = _config_copy(ROOT / "_config.yml", tmp / "_config.yml")
+    zh_source = source / "book" / "zh"
+    zh_config = _config_copy(ROOT / "book" / "zh" / "_config.yml", tmp / "zh_config.yml")
+    commands = {
+        "en": ([jupyter_book, "build", str(source), "-W", "-n", "--keep-going", "--config", str(en_config),
+                "--toc", str(source / "_toc.yml"), "--path-output", str(tmp)], source),
+        "zh": ([jupyter_book, "build", str(zh_source), "-W", "-n", "--keep-going", "--config", str(zh_config),
+                "--toc", str(zh_source / "_toc.yml"), "--path-output", str(tmp / "zh")], zh_source),
+    }
     env = dict(os.environ, MPLBACKEND=CALLER_MPLBACKEND)
-    result = subprocess.run(cmd, cwd=source, env=env, capture_output=True, text=True, timeout=1500)
-    log = result.stdout + result.stderr
-    problems = [line for line in log.splitlines()
-                if re.search(r"WARNING|ERROR|Error|Exception", line) and "[IPKernelApp]" not in line]
-    return Build(f"MPLBACKEND={CALLER_MPLBACKEND} {' '.join(cmd)}", result.returncode, problems, log,
-                 tmp / "_build" / "html", placeholders, env["MPLBACKEND"])
+    logs = {name: open(tmp / f"{name}.log", "w+") for name in commands}
+    running = {name: subprocess.Popen(cmd, cwd=cwd, env=env, stdout=logs[name], stderr=subprocess.STDOUT, text=True)
+               for name, (cmd, cwd) in commands.items()}
+    codes = {name: process.wait(timeout=2400) for name, process in running.items()}
+    text = {}
+    for name, handle in logs.items():
+        handle.seek(0)
+        text[name] = handle.read()
+        handle.close()
+    html = tmp / "_build" / "html"
+    zh_html = tmp / "zh" / "_build" / "html"
+    if zh_html.is_dir() and html.is_dir():
+        shutil.copytree(zh_html, html / "zh", dirs_exist_ok=True)
+    show = lambda name: f"MPLBACKEND={CALLER_MPLBACKEND} {' '.join(commands[name][0])}"  # noqa: E731
+    return Build(show("en"), codes["en"], _problems(text["en"]), text["en"], html, placeholders, env["MPLBACKEND"],
+                 show("zh"), codes["zh"], _problems(text["zh"]), text["zh"])
 
 
 if __name__ == "__main__":  # the background build a parallel test session starts (see conftest.py)

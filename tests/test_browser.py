@@ -1,10 +1,12 @@
 """The built book in a real browser: headless Chromium (Debian's chromium and chromium-driver),
-driven by Selenium, reads every page as a reader would, served over HTTP from localhost.
+driven by Selenium, reads every page of both editions as a reader would, served over HTTP from
+localhost.
 
 Every page loads without console errors, its equations are typeset (no TeX source left in the
-visible text), every image has loaded with a non-zero size, and at phone width nothing makes the
-page scroll sideways. The search page finds "forget gate". A screenshot of every page, at
-desktop and at phone width, is saved in _build/screenshots/ to look at.
+visible text), every image has loaded with a non-zero size, at phone width nothing makes the
+page scroll sideways, and its link to the other edition opens the same page there. The English
+search finds "forget gate", the Chinese one 遗忘门. A screenshot of every page, at desktop and at
+phone width, is saved in _build/screenshots/ to look at (the Chinese ones as zh_*.png).
 
 Every page, the search page included, passes axe-core's checks of WCAG 2.1 levels A and AA,
 except the violations listed, each with its reason, in tests/accessibility_exceptions.yml; a
@@ -26,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from book_build import ROOT, toc_pages
+from book_build import EDITIONS, ROOT
 
 pytestmark = pytest.mark.slow
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -92,13 +94,19 @@ def _screenshot(driver, name: str, width: int) -> None:
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
-def _pages(book) -> list[str]:
-    return [page for page in toc_pages() if page not in book.placeholders]
+def _pages(book, edition: str) -> list[str]:
+    return book.pages(edition)
 
 
-def test_every_page_loads_cleanly_with_math_typeset_and_images_shown(book, site, browser):
+def _twin(page: str) -> str:
+    """The same page in the other edition."""
+    return page.replace("zh/", "book/", 1) if page.startswith("zh/") else "zh/" + page.removeprefix("book/")
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_every_page_loads_cleanly_with_math_typeset_and_images_shown(book, site, browser, edition):
     problems = []
-    for page in _pages(book):
+    for page in _pages(book, edition):
         _open(browser, f"{site}/{page}.html", DESKTOP)
         browser.get_log("browser")  # drop what the previous page logged
         _open(browser, f"{site}/{page}.html", DESKTOP)
@@ -113,6 +121,16 @@ def test_every_page_loads_cleanly_with_math_typeset_and_images_shown(book, site,
             ".filter(i => !i.complete || i.naturalWidth === 0 || i.getBoundingClientRect().width === 0)"
             ".map(i => i.getAttribute('src'))")
         problems += [f"{page}: image not shown: {src}" for src in broken]
+        lang = browser.execute_script("return document.documentElement.lang")
+        if lang != {"en": "en", "zh": "zh-CN"}[edition]:
+            problems.append(f"{page}: <html lang={lang!r}>")
+        switch = browser.execute_script(
+            "const a = document.querySelector('article a.edition-switch, a.edition-switch');"
+            "return a ? a.href : null")
+        if switch is None:
+            problems.append(f"{page}: no link to the other edition")
+        elif not switch.split("#")[0].endswith(f"/{_twin(page)}.html"):
+            problems.append(f"{page}: the other edition's link goes to {switch}, not to {_twin(page)}.html")
         name = page.replace("/", "_")
         _screenshot(browser, f"{name}_desktop", DESKTOP[0])
 
@@ -125,8 +143,14 @@ def test_every_page_loads_cleanly_with_math_typeset_and_images_shown(book, site,
     assert not problems, "\n".join(problems)
 
 
-def test_search_finds_the_forget_gate(book, site, browser):
-    _open(browser, f"{site}/search.html?q=forget+gate", DESKTOP)
+@pytest.mark.parametrize("edition, query", [("en", "forget gate"), ("zh", "遗忘门")])
+def test_search_finds_the_forget_gate(book, site, browser, edition, query):
+    """Chinese is written without spaces: the Chinese search finds 遗忘门 because its index keeps the
+    glossary's terms whole (book/_ext/glossary_data.py)."""
+    from urllib.parse import quote_plus
+
+    prefix = EDITIONS[edition][0]
+    _open(browser, f"{site}/{prefix}search.html?q={quote_plus(query)}", DESKTOP)
     deadline = time.monotonic() + 30
     links: list[str] = []
     while time.monotonic() < deadline:
@@ -135,10 +159,11 @@ def test_search_finds_the_forget_gate(book, site, browser):
         if links:
             break
         time.sleep(0.2)
-    assert links, "searching for 'forget gate' found nothing"
+    assert links, f"searching for {query!r} found nothing"
     pages = {Path(link.split("#")[0].split("?")[0]).stem for link in links}
-    expected = {"glossary"} | ({"04_lstm_forward"} if "book/04_lstm_forward" in _pages(book) else set())
-    assert expected <= pages, f"searching for 'forget gate' should find {sorted(expected)}; found {sorted(pages)}"
+    chapter = ("book/" if edition == "en" else "zh/") + "04_lstm_forward"
+    expected = {"glossary"} | ({"04_lstm_forward"} if chapter in _pages(book, edition) else set())
+    assert expected <= pages, f"searching for {query!r} should find {sorted(expected)}; found {sorted(pages)}"
 
 
 def _axe_source() -> str:
@@ -182,11 +207,13 @@ def _allowed(entry: dict, page: str, rule: str, selector: str) -> bool:
             and fnmatch.fnmatchcase(selector, entry["selector"]))
 
 
-def test_every_page_passes_axe_wcag21_a_and_aa_but_for_the_listed_exceptions(book, site, browser):
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_every_page_passes_axe_wcag21_a_and_aa_but_for_the_listed_exceptions(book, site, browser, edition):
     """All of WCAG 2.1 A and AA in the theme's light mode, and colour contrast again in its dark mode,
-    which the theme shows to readers whose system asks for it."""
+    which the theme shows to readers whose system asks for it. One test per edition, so the two run
+    on two workers at once."""
     source, exceptions = _axe_source(), _exceptions()
-    pages = _pages(book) + ["search"]
+    pages = _pages(book, edition) + [EDITIONS[edition][0] + "search"]
     used, problems, version = set(), [], None
     for page in pages:
         _open(browser, f"{site}/{page}.html", DESKTOP)

@@ -1,9 +1,11 @@
 """The exercises go through nbgrader end to end, as an instructor would run it.
 
-For every assignment: the committed student version is exactly what generate_assignment makes
-from solutions/; the instructor's solution autogrades to full marks; the untouched student
-version scores zero on every autograded cell; and every entry of the wrong-solution catalogue
-(tests/wrong_solutions/<assignment>.py) loses the points of exactly the cells it names.
+For every assignment: the committed student versions, English and Chinese, are exactly what
+generate_assignment and the translation make from solutions/ and book/zh/exercises/; the
+instructor's solution autogrades to full marks, in either language, in one batch, and the Chinese
+text is not reported as an edit; the untouched student version scores zero on every autograded
+cell; and every entry of the wrong-solution catalogue (tests/wrong_solutions/<assignment>.py) loses
+the points of exactly the cells it names.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import importlib
 import shutil
 
+import nbformat
 import pytest
 
 import course
+from course_grader import translate
 
 pytestmark = pytest.mark.slow
 ASSIGNMENTS = course.assignments()
@@ -33,6 +37,7 @@ def generated(tmp_path_factory):
         if assignment not in made:
             shutil.rmtree(c / "exercises" / assignment, ignore_errors=True)
             course.nbgrader(c, "generate_assignment", assignment, "--force")
+            translate.translate(c, [assignment], tables=course.ROOT / translate.TABLES)
             made.add(assignment)
         return c
 
@@ -48,6 +53,11 @@ def test_committed_student_version_equals_a_fresh_generation(assignment, generat
     for name, path in course.notebooks(committed).items():
         assert course.read_json(path) == course.read_json(fresh / name), (
             f"exercises/{assignment}/{name} differs from what solutions/ generates: run `make release`"
+        )
+    assert sorted(p.name for p in (committed / "zh").iterdir()) == sorted(p.name for p in (fresh / "zh").iterdir())
+    for name, path in course.notebooks(committed / "zh").items():
+        assert course.read_json(path) == course.read_json(fresh / "zh" / name), (
+            f"exercises/{assignment}/zh/{name} differs from what the translation makes: run `make release`"
         )
 
 
@@ -69,6 +79,8 @@ def test_autograde_full_zero_and_wrong_solution_catalogue(assignment, generated)
     (nb_name, release_nb), = release.items()
 
     course.submit(c, "reference", assignment, nb_name, course.filled_submission(release_nb, source[nb_name]))
+    zh_release = c / "exercises" / assignment / "zh" / nb_name
+    course.submit(c, "reference-zh", assignment, nb_name, course.filled_submission(zh_release, source[nb_name]))
     shutil.copytree(c / "exercises" / assignment, c / "submitted" / "untouched" / assignment)
     for student, entry in wrong.items():
         nb = course.filled_submission(release_nb, source[nb_name], entry["cells"])
@@ -76,7 +88,7 @@ def test_autograde_full_zero_and_wrong_solution_catalogue(assignment, generated)
 
     result = course.nbgrader(c, "autograde", assignment, check=False)
     got = course.scores(c, assignment)
-    missing = {"reference", "untouched", *(s.replace("_", "-") for s in wrong)} - set(got)
+    missing = {"reference", "reference-zh", "untouched", *(s.replace("_", "-") for s in wrong)} - set(got)
     assert not missing, f"not graded: {missing}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -84,6 +96,10 @@ def test_autograde_full_zero_and_wrong_solution_catalogue(assignment, generated)
     assert full, "the notebook has no autograded cells"
     lost = {cell: score for cell, (score, top) in full.items() if score != top}
     assert not lost, f"the instructor's solution loses points in {lost}"
+    assert got["reference-zh"] == full, "the solution taken in Chinese is graded otherwise than in English"
+    graded_zh = nbformat.read(c / "autograded" / "reference-zh" / assignment / nb_name, as_version=4)
+    assert graded_zh.metadata.get("lm_structure") == [], (
+        f"the Chinese notebook as released was reported as changed: {graded_zh.metadata.get('lm_structure')}")
     earned = {cell: score for cell, (score, _) in got["untouched"].items() if score != 0}
     assert not earned, f"the untouched student version earns points in {earned}"
 

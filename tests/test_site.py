@@ -1,5 +1,6 @@
-"""The built site as files: every internal link, anchor and image resolves, every figure has alt
-text, headings descend one level at a time, and every external link in the text is one of the
+"""The built site as files, both editions: every internal link, anchor and image resolves (the
+link from every page to its twin in the other edition included), every figure has alt text,
+headings descend one level at a time, and every external link in the text is one of the
 links listed in tests/external_links.txt (the one place to review them; the bibliography's links
 are in references.bib). Figures are numbered within their chapter, and every {numref} names the
 number its figure's caption shows."""
@@ -27,10 +28,19 @@ REPO_LINKS = (f"https://github.com/{ORG_REPO}", f"https://mybinder.org/v2/gh/{OR
               f"https://colab.research.google.com/github/{ORG_REPO}/")
 
 
-def _pages(book) -> dict[str, BeautifulSoup]:
+# What each edition calls an exercise box and a figure, and where its chapters and notebooks are.
+EDITION = {
+    "en": {"chapter": "book/", "box": "Exercise {n}:", "points": "({p:g} points)", "figure": "Fig. ",
+           "notebook": "exercises/{a}/{a}.ipynb"},
+    "zh": {"chapter": "zh/", "box": "练习 {n}：", "points": "（{p:g} 分）", "figure": "图 ",
+           "notebook": "exercises/{a}/zh/{a}.ipynb"},
+}
+
+
+def _pages(book, edition: str | None = None) -> dict[str, BeautifulSoup]:
     book.check()
     return {page: BeautifulSoup((book.html / f"{page}.html").read_text(), "html.parser")
-            for page in toc_pages() if page not in book.placeholders}
+            for page in book.pages(edition)}
 
 
 def _article(soup: BeautifulSoup):
@@ -101,29 +111,39 @@ def test_every_image_has_alt_text_and_headings_descend_one_level_at_a_time(book)
     assert not problems, "\n".join(problems)
 
 
-def _chapters(book) -> list[tuple[str, str]]:
-    """(page, assignment) for every numbered chapter in this build."""
-    return [(page, "ex" + page.removeprefix("book/")) for page in PLAN
+def _chapters(book, edition: str = "en") -> list[tuple[str, str]]:
+    """(page, assignment) for every numbered chapter of an edition in this build."""
+    prefix = EDITION[edition]["chapter"]
+    return [(prefix + page.removeprefix("book/"), "ex" + page.removeprefix("book/")) for page in PLAN
             if page[5:7].isdigit() and page in toc_pages() and page not in book.placeholders]
 
 
-def test_every_chapter_ends_with_an_exercise_box_that_links_its_notebook(book):
+def _number(page: str) -> int:
+    return int(Path(page).name[:2])
+
+
+@pytest.mark.parametrize("edition", EDITION)
+def test_every_chapter_ends_with_an_exercise_box_that_links_its_notebook(book, edition):
+    """In English the box links the English notebook, in Chinese the Chinese one."""
     book.check()
     branch = REPO.get("branch", "main")
-    for page, assignment in _chapters(book):
-        number = int(page[5:7])
+    words = EDITION[edition]
+    for page, assignment in _chapters(book, edition):
+        number = _number(page)
         article = _article(BeautifulSoup((book.html / f"{page}.html").read_text(), "html.parser"))
         admonitions = article.select("div.admonition")
         assert admonitions, f"{page} has no admonitions, so no exercise box"
         box = admonitions[-1]
         title = box.select_one(".admonition-title").get_text(" ", strip=True)
-        assert title.startswith(f"Exercise {number}:"), f"{page}: the last box should be 'Exercise {number}: ...'; it is {title!r}"
+        assert title.startswith(words["box"].format(n=number)), (
+            f"{page}: the last box should be '{words['box'].format(n=number)} ...'; it is {title!r}")
         assert "tip" in box["class"], f"{page}: the exercise box should have the class tip"
         source = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
         points = sum(c["metadata"].get("nbgrader", {}).get("points", 0) for c in source["cells"])
-        assert f"({points:g} points)" in title, f"{page}: the box title should state the notebook's {points:g} points: {title!r}"
+        assert words["points"].format(p=points) in title, (
+            f"{page}: the box title should state the notebook's {points:g} points: {title!r}")
 
-        notebook = f"exercises/{assignment}/{assignment}.ipynb"
+        notebook = words["notebook"].format(a=assignment)
         links = [a["href"] for a in box.find_all("a", href=True)]
         downloads = [h for h in links if "_downloads/" in h and h.endswith(f"/{assignment}.ipynb")]
         assert len(downloads) == 1, f"{page}: the box needs one download link to {assignment}.ipynb; links: {links}"
@@ -134,34 +154,44 @@ def test_every_chapter_ends_with_an_exercise_box_that_links_its_notebook(book):
             assert launch in links, f"{page}: the exercise box lacks the launch link {launch}"
 
 
-def test_every_chapter_links_its_terms_to_the_glossary(book):
+@pytest.mark.parametrize("edition", EDITION)
+def test_every_chapter_links_its_terms_to_the_glossary(book, edition):
     book.check()
-    glossary = BeautifulSoup((book.html / "book" / "glossary.html").read_text(), "html.parser")
+    folder = EDITION[edition]["chapter"]
+    glossary = BeautifulSoup((book.html / folder / "glossary.html").read_text(), "html.parser")
     terms = {dt["id"] for dt in glossary.select("dl.glossary dt[id]")}
     assert len(terms) >= 20, f"the glossary has only {len(terms)} terms"
-    for page, _ in _chapters(book):
+    for page, _ in _chapters(book, edition):
         article = _article(BeautifulSoup((book.html / f"{page}.html").read_text(), "html.parser"))
         linked = {a["href"].split("#")[1] for a in article.find_all("a", href=True) if a["href"].startswith("glossary.html#")}
         assert linked <= terms, f"{page} links glossary anchors that do not exist: {linked - terms}"
         assert len(linked) >= 3, f"{page} links only {sorted(linked)} to the glossary; link each term's first use with {{term}}"
 
 
-def test_figures_are_numbered_within_their_chapter_and_every_numref_names_that_number(book):
-    """Chapter N's figures read "Fig. N.1", "Fig. N.2", ... in page order (book/_ext/chapter_figure_numbers.py),
-    and every {numref} link to a figure, on any page, names the number its caption shows."""
+def _source(page: str) -> Path:
+    """The MyST source of a built page: book/NN_slug.md, or book/zh/NN_slug.md for zh/NN_slug."""
+    return ROOT / "book" / f"{page.removeprefix('book/')}.md" if not page.startswith("zh/") else ROOT / "book" / f"{page}.md"
+
+
+@pytest.mark.parametrize("edition", EDITION)
+def test_figures_are_numbered_within_their_chapter_and_every_numref_names_that_number(book, edition):
+    """Chapter N's figures read "Fig. N.1", "Fig. N.2", ... ("图 N.1" in Chinese) in page order
+    (book/_ext/chapter_figure_numbers.py), and every {numref} link to a figure, on any page, names the
+    number its caption shows."""
     import chapter_pages
 
-    pages, problems, numbers = _pages(book), [], {}
-    chapters = [page for page, _ in _chapters(book)]
+    pages, problems, numbers = _pages(book, edition), [], {}
+    chapters = [page for page, _ in _chapters(book, edition)]
+    prefix = EDITION[edition]["figure"]
     for page in chapters:
-        number = int(page[5:7])
-        cells = chapter_pages.code_cells((ROOT / f"{page}.md").read_text())
+        number = _number(page)
+        cells = chapter_pages.code_cells(_source(page).read_text())
         names = [meta["mystnb"]["figure"]["name"] for meta, _ in cells if "figure" in meta.get("mystnb", {})]
         shown = []
         for figure in _article(pages[page]).find_all("figure"):
             span = figure.select_one("figcaption .caption-number")
             shown.append((figure.get("id"), span.get_text(strip=True) if span else None))
-        expected = [(name, f"Fig. {number}.{k}") for k, name in enumerate(names, start=1)]
+        expected = [(name, f"{prefix}{number}.{k}") for k, name in enumerate(names, start=1)]
         if shown != expected:
             problems.append(f"{page}: the figures (id, caption number) are {shown}; expected {expected}")
         numbers.update({f"{page}.html#{name}": text for name, text in expected})
@@ -176,12 +206,12 @@ def test_figures_are_numbered_within_their_chapter_and_every_numref_names_that_n
             target, anchor = urldefrag(link["href"])
             key = f"{(Path(page).parent / target).as_posix() if target else page + '.html'}#{anchor}"
             if key in numbers:
-                if numbers[key].removeprefix("Fig. ") not in text.split():
+                if numbers[key].removeprefix(prefix) not in text.split():
                     problems.append(f"{page}: the numref to {anchor} reads {text!r}; its caption is {numbers[key]!r}")
             elif anchor.startswith("fig-"):
                 problems.append(f"{page}: the numref {text!r} links {link['href']}, a figure of no chapter built")
         if page in chapters:
-            wanted = len(re.findall(r"\{numref\}`", (ROOT / f"{page}.md").read_text()))
+            wanted = len(re.findall(r"\{numref\}`", _source(page).read_text()))
             if len(refs) != wanted:
                 problems.append(f"{page}: the source has {wanted} {{numref}} references; the page shows {len(refs)}")
     assert not problems, "\n".join(problems)
