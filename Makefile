@@ -53,11 +53,12 @@ test-fast: $(STAMP)
 # Regenerate every student version in exercises/ from its source in solutions/.
 # Each Chinese student version, exercises/<a>/zh/<a>.ipynb, is the English one with the markdown
 # cells of book/zh/exercises/<a>.yml: the same graded cells, in the same notebook name.
+# One assignment alone: make release ASSIGNMENT=ex02_rnn_bptt
 release: $(STAMP)
-	for dir in solutions/*/; do \
-		$(BIN)/nbgrader generate_assignment "$$(basename "$$dir")" --force || exit 1; \
+	for name in $(if $(ASSIGNMENT),$(ASSIGNMENT),$$(cd solutions && ls -d */ | tr -d /)); do \
+		$(BIN)/nbgrader generate_assignment "$$name" --force || exit 1; \
 	done
-	$(BIN)/python -m course_grader translate
+	$(BIN)/python -m course_grader translate $(ASSIGNMENT)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_lstm.py

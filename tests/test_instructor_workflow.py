@@ -1,6 +1,7 @@
 """The instructor guide, run as written: every command of the page's ```bash blocks (the
 workflow; ```console blocks show variants), in order, on a copy of the course with a class of
-three students, and the grades, feedback and class report that come out are checked."""
+three students, one of whom takes the exercise in Chinese, and the grades, feedback and class
+report that come out are checked."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def course_dir(tmp_path) -> Path:
     c = course.make_course(tmp_path)
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy2(course.ROOT / name, c / name)
+    shutil.copytree(course.ROOT / "book" / "zh" / "exercises", c / "book" / "zh" / "exercises")  # the Chinese text
     os.symlink(sys.prefix, c / ".venv")  # the venv this test runs in; its install stamp is current
     stamp = Path(sys.prefix) / ".installed"
     if not stamp.exists() or stamp.stat().st_mtime < (c / "pyproject.toml").stat().st_mtime:
@@ -64,7 +66,7 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
         ". .venv/bin/activate",
         "nbgrader db student import students.csv",
         "make release",
-        f"nbgrader generate_assignment {ASSIGNMENT} --force",
+        f"make release ASSIGNMENT={ASSIGNMENT}",
         f"nbgrader zip_collect {ASSIGNMENT}",
         f"make grade ASSIGNMENT={ASSIGNMENT}",
         f"make feedback ASSIGNMENT={ASSIGNMENT}",
@@ -87,6 +89,8 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
     run(course_dir, commands[3])
     released = course_dir / "exercises" / ASSIGNMENT / NOTEBOOK
     assert course.read_json(released) == course.read_json(course.ROOT / "exercises" / ASSIGNMENT / NOTEBOOK)
+    released_zh = course_dir / "exercises" / ASSIGNMENT / "zh" / NOTEBOOK  # written by `make release` too
+    assert course.read_json(released_zh) == course.read_json(course.ROOT / "exercises" / ASSIGNMENT / "zh" / NOTEBOOK)
 
     # An LMS download with two submissions (one a late resubmission), and one handed in directly.
     source = course_dir / "solutions" / ASSIGNMENT / NOTEBOOK
@@ -96,7 +100,8 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
         z.writestr(f"doejane_1234_5678_{NOTEBOOK}", nbformat.writes(course.filled_submission(released, source)))
         z.writestr(f"roe_late_99_100_{ASSIGNMENT}-1.ipynb", released.read_text())
     wrong = {"sigmoid": "def sigmoid(z):\n    return 1.0 / (1.0 + np.exp(-z))\n"}
-    course.submit(course_dir, "moe", ASSIGNMENT, NOTEBOOK, course.filled_submission(released, source, wrong))
+    # moe works in the Chinese notebook; it is graded in the same batch, by the same tests
+    course.submit(course_dir, "moe", ASSIGNMENT, NOTEBOOK, course.filled_submission(released_zh, source, wrong))
     run(course_dir, commands[4])
     assert sorted(p.name for p in (course_dir / "submitted").iterdir()) == ["doejane", "moe", "roe"]
 
@@ -108,6 +113,7 @@ def test_every_command_on_the_instructor_guide_works_in_order(course_dir):
         log = {r["student"]: r for r in csv.DictReader(f)}
     assert log["moe"]["failed_tests"] == "test_sigmoid_hidden"
     assert "overflow" in log["moe"]["reasons"]  # the message moe sees, for the instructor
+    assert "edited" not in log["moe"]["reasons"], "the Chinese text as released was taken for an edit"
     assert list((course_dir / "grading" / "backups").glob("gradebook-*.db"))
 
     # What the formgrader does when the instructor types a score for a written answer.
