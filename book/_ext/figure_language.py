@@ -1,7 +1,7 @@
 """The words in the figures of the Chinese edition: the same code draws them, in Chinese.
 
 Both editions run the same code cells. In the Chinese build, the kernels start with this module
-installed (book/_ext/kernel_environment.py arranges that through IPython's startup folder): every
+installed (its Sphinx extension, below, arranges that through IPython's startup folder): every
 matplotlib text whose whole string is a key of book/zh/figure_text/*.yml (titles, axis labels,
 legend entries, annotations, the words of the cell diagrams) is drawn with the Chinese value instead,
 and the fonts fall back to Noto Sans CJK SC (Debian's fonts-noto-cjk) for the Chinese characters. A
@@ -155,9 +155,6 @@ def record(page: Path) -> list[str]:
 # the tables change, since the cache knows only the code. Both editions fail the build when an
 # executed cell reports a glyph missing from the fonts (a figure would show boxes).
 
-_callers: list[dict[str, str | None]] = []
-
-
 def _configure(app, config) -> None:
     import hashlib
     import shutil
@@ -178,18 +175,9 @@ def _configure(app, config) -> None:
     startup = folder / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-figure-language.py").write_text(startup_script(Path(__file__).resolve().parent))
-    _callers.append({name: os.environ.get(name) for name in ("IPYTHONDIR", ENVIRONMENT)})
-    os.environ["IPYTHONDIR"] = str(folder)
-    os.environ[ENVIRONMENT] = language
+    import kernel_environment  # the book's extension that owns the kernels' environment
 
-
-def _restore(app, exception) -> None:
-    while _callers:
-        for name, value in _callers.pop().items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    kernel_environment.set_for_build({"IPYTHONDIR": str(folder), ENVIRONMENT: language})
 
 
 def _missing_glyphs(app, doctree) -> None:
@@ -206,10 +194,10 @@ def _missing_glyphs(app, doctree) -> None:
 
 
 def setup(app):
+    app.setup_extension("kernel_environment")  # restores the caller's environment after the build
     app.add_config_value("figure_language", "", "env")
     app.connect("config-inited", _configure)
     app.connect("doctree-read", _missing_glyphs)
-    app.connect("build-finished", _restore)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
 
 

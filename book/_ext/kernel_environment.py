@@ -46,12 +46,18 @@ def _restore(app, exception) -> None:
                 os.environ[name] = value
 
 
-def setup(app):
-    _callers.append({name: os.environ.get(name) for name in KERNEL_ENVIRONMENT})
-    for name, value in KERNEL_ENVIRONMENT.items():
+def set_for_build(values: dict[str, str | None]) -> None:
+    """Give the kernels of this build these variables (None removes one); the caller's come back
+    when the build ends. Other extensions of the book call it too (figure_language)."""
+    _callers.append({name: os.environ.get(name) for name in values})
+    for name, value in values.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def setup(app):
+    set_for_build(KERNEL_ENVIRONMENT)
     app.connect("build-finished", _restore)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
