@@ -26,7 +26,9 @@ def _outputs(page_html: str) -> list[str]:
     for cell in soup.select("div.cell_output"):
         texts = [pre.get_text() for pre in cell.select("div.output pre")]
         text = DURATION.sub("<time>", html.unescape("\n".join(texts)))
-        found.append("\n".join(line.rstrip() for line in text.strip().splitlines()))
+        # a cell's stream can reach the page in one block or in several (how the kernel flushed
+        # it): the lines count, not the blank lines between blocks
+        found.append("\n".join(line.rstrip() for line in text.splitlines() if line.strip()))
     return found
 
 
