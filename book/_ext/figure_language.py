@@ -178,6 +178,7 @@ def _configure(app, config) -> None:
     import kernel_environment  # the book's extension that owns the kernels' environment
 
     kernel_environment.set_for_build({"IPYTHONDIR": str(folder), ENVIRONMENT: language})
+    app.connect("build-finished", lambda app, exception: shutil.rmtree(folder, ignore_errors=True))
 
 
 def _missing_glyphs(app, doctree) -> None:
