@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: book book-deps test test-fast release bench grade feedback report export system-deps clean
+.PHONY: book book-deps test test-fast release bench grade feedback report export queue-enqueue queue-worker queue-collect queue-status system-deps clean
 
 ASSIGNMENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -81,6 +81,16 @@ report: $(STAMP)
 export: $(STAMP)
 	@test -n "$(LMS)" || { echo "usage: make export LMS=canvas|moodle [ASSIGNMENT=exNN_name]"; exit 2; }
 	$(BIN)/python -m course_grader export --lms $(LMS) $(ASSIGNMENT) $(GRADE_FLAGS)
+
+# Grading on many machines through a job queue in PostgreSQL (GRADING_QUEUE_URL=postgresql://...):
+# make queue-enqueue ASSIGNMENT=..., make queue-worker (on each grading machine), make queue-status,
+# make queue-collect ASSIGNMENT=... (writes the gradebook, autograded/ and the log here).
+queue-enqueue queue-collect: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make $@ ASSIGNMENT=exNN_name"; exit 2; }
+	$(BIN)/python -m course_grader queue $(@:queue-%=%) $(ASSIGNMENT)
+
+queue-worker queue-status: $(STAMP)
+	$(BIN)/python -m course_grader queue $(@:queue-%=%) $(ASSIGNMENT)
 
 # The system packages, installed with apt-get when missing (as root; otherwise the command to run is
 # printed; matplotlib's font list is then rebuilt, so it sees new fonts). The book needs the CJK fonts its Chinese figures are drawn with (fonts-noto-cjk; without

@@ -9,6 +9,8 @@ Commands (the Makefile wraps each):
 * ``export --lms canvas|moodle [ASSIGNMENT ...]``: grades in the CSV an LMS imports (``make export``);
 * ``translate [ASSIGNMENT ...]``: the Chinese student versions, ``exercises/<a>/zh/`` (``make release``),
   see :mod:`course_grader.translate`;
+* ``queue enqueue|worker|collect|status``: grading on many machines through a job queue in PostgreSQL
+  (``--db URL`` or ``GRADING_QUEUE_URL``), see :mod:`course_grader.queue`;
 * ``sandbox``: say whether the grading sandbox starts on this machine.
 
 Anything of the form ``--Class.trait=value`` is passed on to nbgrader's configuration, e.g.
@@ -52,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("translate", help="write the Chinese student versions from book/zh/exercises/")
     t.add_argument("assignments", nargs="*")
     sub.add_parser("sandbox", help="check that the grading sandbox starts here")
+    q = sub.add_parser("queue", help="grade on many machines through a job queue in PostgreSQL")
+    q.add_argument("action", choices=["enqueue", "worker", "collect", "status"])
+    q.add_argument("assignment", nargs="?")
+    q.add_argument("--db", default=None, help="PostgreSQL URL of the queue (default: $GRADING_QUEUE_URL)")
+    q.add_argument("--student", action="append", default=[], help="enqueue only this student (repeatable)")
+    q.add_argument("--scratch", default=None, help="worker: folder for the scratch course folders")
+    q.add_argument("--once", action="store_true", help="worker: stop when the queue is empty")
     args = parser.parse_args(rest)
     root = Path.cwd()
     if args.command == "grade":
@@ -60,6 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         return grade(root, args.assignment, jobs=args.jobs or None, force=args.force, students=args.student or None,
                      failed_only=args.failed,
                      student_timeout=args.student_timeout, overrides=overrides)
+    if args.command == "queue":
+        from . import queue
+
+        url = queue.db_url(args.db)
+        if args.action in ("enqueue", "collect") and not args.assignment:
+            parser.error(f"queue {args.action} needs an ASSIGNMENT")
+        if args.action == "enqueue":
+            return queue.enqueue(root, args.assignment, url, students=args.student or None, overrides=overrides)
+        if args.action == "worker":
+            return queue.work(url, Path(args.scratch) if args.scratch else None, wait=not args.once)
+        if args.action == "collect":
+            return queue.collect(root, args.assignment, url, overrides=overrides)
+        queue.status(url, args.assignment)
+        return 0
     if args.command == "feedback":
         from .report import feedback
 

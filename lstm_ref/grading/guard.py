@@ -107,6 +107,25 @@ def after_locked():
     return "ok"
 
 
+def before_test():
+    """before_locked() and restore() in one round trip from the grader; returns restore()'s list."""
+    try:
+        before_locked()
+    except Exception:  # as when called alone: a failure here only loses the binding record
+        pass
+    return restore()
+
+
+def after_test():
+    """restore() and after_locked() in one round trip from the grader; returns restore()'s list."""
+    changed = restore()
+    try:
+        after_locked()
+    except Exception:
+        pass
+    return changed
+
+
 def restore():
     """Undo every change to what the tests rely on; return a description of each change undone."""
     if not _state:
