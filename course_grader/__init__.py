@@ -14,3 +14,12 @@ jupyter_client, and never imports torch. ``python -m course_grader`` is its one 
 * :mod:`.batch`: ``make grade``: backup, parallel autograding, resumable, with a log of reasons.
 * :mod:`.report`: feedback for every student and a class report from the gradebook.
 """
+
+import sys as _sys
+
+# jsonschema (imported by nbformat, so by every grading process) checks the "iri" string format with
+# rfc3987_syntax when it is installed, and that package compiles 38 Earley grammars as it is imported:
+# about 3 s of CPU in every process, before any notebook is graded. No notebook or nbgrader schema
+# uses that format, so the grader's processes do without it (jsonschema skips a checker it cannot
+# import); see python-jsonschema/jsonschema#1428.
+_sys.modules.setdefault("rfc3987_syntax", None)

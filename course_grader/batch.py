@@ -249,6 +249,7 @@ def worker_main(argv: list[str]) -> int:
 
     course = Course(Path.cwd(), overrides)
     os.chdir(course.root)
+    _warm_up(course)
     for line in sys.stdin:
         student = line.strip()
         if not student:
@@ -274,15 +275,35 @@ def worker_main(argv: list[str]) -> int:
         result["log"] = buffer.getvalue()[-4000:]
         result["seconds"] = round(time.monotonic() - started, 2)
         results.write(json.dumps(result) + "\n")
-    return 0
+    # Every kernel is stopped and every result written: leave at once. An orderly exit tears down
+    # nbgrader, SQLAlchemy and ZeroMQ for over half a second, which the batch would wait for.
+    results.close()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _warm_up(course: Course) -> None:
+    """What a worker would otherwise do in its first student's time: the modules grading imports
+    on first use, and the sandbox probe (its verdict is kept for the worker's lifetime)."""
+    import nbclient  # noqa: F401
+    import nbconvert.exporters  # noqa: F401
+
+    from . import execute, structure  # noqa: F401
+    from .sandbox import Sandbox, probe
+
+    box = Sandbox(config=course.config)
+    if box.enabled:
+        probe(box)  # a failure is reported again, and in full, by the first kernel that starts
 
 
 class _Worker:
-    def __init__(self, course: Course, assignment: str, index: int, tmpdir: str):
-        log = open(course.state_dir(assignment) / f"worker-{index}.log", "a")
+    def __init__(self, root: Path, assignment: str, overrides: list[str], index: int, tmpdir: str):
+        logs = root / STATE_DIR / assignment
+        logs.mkdir(parents=True, exist_ok=True)
+        log = open(logs / f"worker-{index}.log", "a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "course_grader.batch", "--worker", assignment, *course.overrides],
-            cwd=course.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            [sys.executable, "-m", "course_grader.batch", "--worker", assignment, *overrides],
+            cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
             start_new_session=True, env=dict(os.environ, TMPDIR=tmpdir),  # the kernels' sockets go there
         )
         log.close()
@@ -312,14 +333,49 @@ class _Worker:
             self.process.wait()
 
 
-def run_workers(course: Course, assignment: str, students: list[str], jobs: int, student_timeout: float, on_result):
-    """Grade students on `jobs` worker processes; call on_result(result dict) as each finishes."""
+class Workers:
+    """The worker processes of one batch, and the temporary folder their kernels use.
+
+    A worker takes two seconds to start (Python, nbgrader and the sandbox probe), so grade()
+    starts them first and they get ready while the batch backs up the gradebook and looks at the
+    submissions; those it turns out not to need are stopped unused.
+    """
+
+    def __init__(self, root: Path, assignment: str, overrides: list[str], count: int = 0):
+        self.root, self.assignment, self.overrides = Path(root), assignment, list(overrides)
+        # what the workers' kernels leave in their temporary folder, even when killed, goes with it
+        self.tmpdir = tempfile.mkdtemp(prefix="lm-batch-")
+        self.started = [self.spawn(i) for i in range(count)]
+
+    def spawn(self, index: int) -> _Worker:
+        return _Worker(self.root, self.assignment, self.overrides, index, self.tmpdir)
+
+    def take(self, count: int) -> list[_Worker]:
+        """count workers, the ones already started first; the other started ones are stopped."""
+        workers = self.started[:count]
+        for w in self.started[count:]:
+            w.stop()
+        self.started = []
+        return workers + [self.spawn(i) for i in range(len(workers), count)]
+
+    def close(self) -> None:
+        for w in self.started:
+            w.stop()
+        self.started = []
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def run_workers(course: Course, assignment: str, students: list[str], jobs: int, student_timeout: float, on_result,
+                pool: Workers | None = None):
+    """Grade students on `jobs` worker processes; call on_result(result dict) as each finishes.
+
+    pool: workers started ahead for this batch (see Workers); without it they are started here.
+    """
     queue = collections.deque(students)
     retried: set[str] = set()
-    # what the workers' kernels leave in their temporary folder, even when killed, goes with it
-    tmpdir = tempfile.mkdtemp(prefix="lm-batch-")
-    spawn = lambda i: _Worker(course, assignment, i, tmpdir)  # noqa: E731
-    workers = [spawn(i) for i in range(min(jobs, len(queue)))]
+    pool = pool or Workers(course.root, assignment, course.overrides)
+    spawn = pool.spawn
+    workers = pool.take(min(jobs, len(queue)))
     try:
         while queue or any(w.student for w in workers):
             for w in workers:
@@ -351,7 +407,7 @@ def run_workers(course: Course, assignment: str, students: list[str], jobs: int,
     finally:
         for w in workers:
             w.stop(kill=bool(w.student))
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        pool.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,12 +520,17 @@ def classify(result: dict) -> tuple[str, str]:
     return (UNREADABLE if result.get("timed_out") else GRADER_FAULT), reason
 
 
-def log_rows(course: Course, assignment: str, students: list[str], state: GradingState) -> list[dict]:
-    """One row per student for log.csv: status, score, failed tests, reasons, flags."""
+def log_rows(course: Course, assignment: str, students: list[str], state: GradingState,
+             described: dict[str, dict] | None = None) -> list[dict]:
+    """One row per student for log.csv: status, score, failed tests, reasons, flags.
+
+    described: describe() of students already read (after their grading ended), not read again.
+    """
     rows = []
     for student in students:
         entry = state.entries.get(student, {})
-        row = dict(describe(course, assignment, student), status=entry.get("status", ""), seconds=entry.get("seconds", ""))
+        known = (described or {}).get(student) or describe(course, assignment, student)
+        row = dict(known, status=entry.get("status", ""), seconds=entry.get("seconds", ""))
         if entry.get("status") == UNREADABLE:
             row["reasons"] = f"not graded: {entry.get('reason', '')}" + (f" | {row['reasons']}" if row["reasons"] else "")
         elif entry.get("status") == GRADER_FAULT:
@@ -556,6 +617,8 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
     whose last grading did not finish with a grade (not a notebook, timed out, grader fault).
     """
     started = time.monotonic()
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    pool = Workers(Path(root).resolve(), assignment, list(overrides), min(jobs, len(students) if students else jobs))
     course = Course(root, list(overrides))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
     here = os.getcwd()
@@ -603,9 +666,9 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
                 todo.append(student)
         if skipped:
             say(f"{len(skipped)} submission(s) already graded and unchanged: skipped (--force regrades them)")
-        jobs = max(1, jobs or os.cpu_count() or 1)
         say(f"grading {len(todo)} submission(s) of {assignment} on {min(jobs, max(1, len(todo)))} worker(s)")
         progress = Progress(len(todo))
+        described: dict[str, dict] = {}  # each student's log row, read while the workers grade the others
 
         def on_result(result):
             student = result["student"]
@@ -620,9 +683,13 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
                 say(f"  {student}: not graded: {reason} {where}")
             else:
                 say(f"  {student}: NOT GRADED, a fault on the grader's side (rerun to retry): {reason} {where}")
+            try:  # final now: no worker writes this student again
+                described[student] = describe(course, assignment, student)
+            except Exception:  # a gradebook busy with the workers' writes: read at the end instead
+                pass
 
         if todo:
-            run_workers(course, assignment, todo, jobs, student_timeout, on_result)
+            run_workers(course, assignment, todo, jobs, student_timeout, on_result, pool=pool)
 
         after = fingerprint(guarded)
         changed = sorted(p for p in before if after.get(p) != before[p]) + sorted(set(after) - set(before))
@@ -631,7 +698,7 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         problems += gradebook_problems(course.db_url, assignment, [s for s in chosen if s not in faults])
         problems += [f"{s} was not graded because of a fault on the grader's side; run the batch again" for s in faults]
         log_path = course.state_dir(assignment) / "log.csv"
-        write_log(log_path, log_rows(course, assignment, chosen, state))
+        write_log(log_path, log_rows(course, assignment, chosen, state, described))
         unreadable = [s for s in todo if state.status(s) == UNREADABLE]
         graded = [s for s in todo if state.status(s) == GRADED]
         say(f"{len(graded)} graded, {len(unreadable) + len(chosen) - len(todo) - len(skipped)} not gradable, "
@@ -641,6 +708,7 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
             say(f"CHECK FAILED: {problem}")
         return 1 if problems else 0
     finally:
+        pool.close()
         os.chdir(here)
 
 

@@ -27,9 +27,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from queue import Empty
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, List, Unicode
+from traitlets import Bool, DottedObjectName, Integer, List, Type, Unicode
 from traitlets.config import LoggingConfigurable
 
 WORKDIR = "/tmp/work"  # the kernel's working directory inside the sandbox
@@ -318,8 +321,55 @@ def processes_inside(bwrap_pid: int) -> list[int]:
     return found
 
 
+# What `python -m ipykernel_launcher` does, without the debugger: ipykernel imports debugpy when it
+# can, about 0.15 s of every grading kernel's start, for a debugger no grading run attaches to.
+_KERNEL_LAUNCHER = """
+import sys
+if sys.path[0] == "":
+    del sys.path[0]
+sys.modules["debugpy"] = None
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
+
+
+class GradingKernelClient(AsyncKernelClient):
+    """The kernel client the grader uses: ready as soon as the kernel has shown it is.
+
+    jupyter_client's own wait_for_ready ends by listening to IOPub until it has been quiet for
+    0.2 s, in every notebook, although nothing is waiting there: the notebook client and the guard
+    each match the replies to their own requests and pass over any other message. This one waits
+    for a reply to kernel_info on the shell channel and one message on IOPub (both sockets are
+    connected) and then returns.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:  # a message on IOPub: that socket is connected too (else ask again)
+                    await self.iopub_channel.get_msg(timeout=0.2)
+                except Empty:
+                    pass
+                else:
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel runs inside the grading sandbox (see the module doc)."""
+
+    client_class = DottedObjectName("course_grader.sandbox.GradingKernelClient")
+    client_factory = Type(default_value=GradingKernelClient, klass=AsyncKernelClient)
 
     def __init__(self, **kwargs):
         self.box = Sandbox(parent=kwargs.get("parent"), config=kwargs.get("config"))
@@ -381,7 +431,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.chown(self.connection_file, uid, uid)
         # The course's notebooks are Python: run them on this interpreter, whatever kernelspec
         # the submission names, since it is the one whose files the sandbox shows.
-        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file, *(extra_arguments or [])]
+        argv = [sys.executable, "-c", _KERNEL_LAUNCHER, "-f", self.connection_file, *(extra_arguments or [])]
         return build_command(argv, self.box, shared_dir=os.path.dirname(self.connection_file), files=self._files,
                              hide=[self._cwd] if self._cwd else [])
 

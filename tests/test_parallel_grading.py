@@ -38,7 +38,7 @@ stop_after = int(sys.argv[1])
 run_workers = batch.run_workers
 
 
-def interrupted_run_workers(course, assignment, students, jobs, student_timeout, on_result):
+def interrupted_run_workers(course, assignment, students, jobs, student_timeout, on_result, **kw):
     recorded = []
 
     def record_then_interrupt(result):
@@ -47,7 +47,7 @@ def interrupted_run_workers(course, assignment, students, jobs, student_timeout,
         if len(recorded) == stop_after:
             os.kill(os.getpid(), signal.SIGINT)
 
-    return run_workers(course, assignment, students, jobs, student_timeout, record_then_interrupt)
+    return run_workers(course, assignment, students, jobs, student_timeout, record_then_interrupt, **kw)
 
 
 batch.run_workers = interrupted_run_workers
