@@ -341,8 +341,9 @@ class Workers:
     submissions; those it turns out not to need are stopped unused.
     """
 
-    def __init__(self, root: Path, assignment: str, overrides: list[str], count: int = 0):
+    def __init__(self, root: Path, assignment: str, overrides: list[str], count: int = 0, keep: bool = False):
         self.root, self.assignment, self.overrides = Path(root), assignment, list(overrides)
+        self.keep = keep  # serve several batches (close() ends them)
         # what the workers' kernels leave in their temporary folder, even when killed, goes with it
         self.tmpdir = tempfile.mkdtemp(prefix="lm-batch-")
         self.started = [self.spawn(i) for i in range(count)]
@@ -350,13 +351,20 @@ class Workers:
     def spawn(self, index: int) -> _Worker:
         return _Worker(self.root, self.assignment, self.overrides, index, self.tmpdir)
 
-    def take(self, count: int) -> list[_Worker]:
-        """count workers, the ones already started first; the other started ones are stopped."""
-        workers = self.started[:count]
-        for w in self.started[count:]:
-            w.stop()
-        self.started = []
+    def take(self, count: int, keep_rest: bool = False) -> list[_Worker]:
+        """count workers, the ones already started first; the other started ones are stopped
+        (or, with keep_rest, kept for a later batch)."""
+        alive = [w for w in self.started if w.process.poll() is None]
+        workers, rest = alive[:count], alive[count:]
+        self.started = rest if keep_rest else []
+        if not keep_rest:
+            for w in rest:
+                w.stop()
         return workers + [self.spawn(i) for i in range(len(workers), count)]
+
+    def give_back(self, workers: list[_Worker]) -> None:
+        """Idle workers a batch is done with, kept running for the next batch (queue mode)."""
+        self.started = [w for w in workers if w.process.poll() is None] + self.started
 
     def close(self) -> None:
         for w in self.started:
@@ -369,13 +377,14 @@ def run_workers(course: Course, assignment: str, students: list[str], jobs: int,
                 pool: Workers | None = None):
     """Grade students on `jobs` worker processes; call on_result(result dict) as each finishes.
 
-    pool: workers started ahead for this batch (see Workers); without it they are started here.
+    pool: workers started ahead for this batch (see Workers), stopped when it ends; with
+    pool.keep set, the idle ones are given back to it instead, for the next batch.
     """
     queue = collections.deque(students)
     retried: set[str] = set()
     pool = pool or Workers(course.root, assignment, course.overrides)
     spawn = pool.spawn
-    workers = pool.take(min(jobs, len(queue)))
+    workers = pool.take(min(jobs, len(queue)), keep_rest=pool.keep)
     try:
         while queue or any(w.student for w in workers):
             for w in workers:
@@ -405,9 +414,15 @@ def run_workers(course: Course, assignment: str, students: list[str], jobs: int,
                                "error": f"grading took longer than {student_timeout:.0f} s and was stopped"})
                     workers[i] = spawn(i)
     finally:
-        for w in workers:
-            w.stop(kill=bool(w.student))
-        pool.close()
+        if pool.keep:
+            for w in workers:
+                if w.student:  # interrupted mid-student
+                    w.stop(kill=True)
+            pool.give_back([w for w in workers if not w.student])
+        else:
+            for w in workers:
+                w.stop(kill=bool(w.student))
+            pool.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -502,6 +517,14 @@ class GradingState:
 
     def status(self, student: str) -> str:
         return self.entries.get(student, {}).get("status", "")
+
+
+def grading_state(course: Course, assignment: str) -> GradingState:
+    """The assignment's state.json, each student's submission known by the digest of its files."""
+    return GradingState(
+        course.state_dir(assignment) / "state.json",
+        lambda s: hashlib.sha256(json.dumps(fingerprint([course.folder("submitted", s, assignment)]),
+                                            sort_keys=True).encode()).hexdigest())
 
 
 def classify(result: dict) -> tuple[str, str]:
@@ -610,7 +633,8 @@ class Progress:
 
 
 def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool = False, students: list[str] | None = None,
-          failed_only: bool = False, student_timeout: float = 1800.0, overrides: list[str] = (), out=sys.stdout) -> int:
+          failed_only: bool = False, student_timeout: float = 1800.0, overrides: list[str] = (), out=sys.stdout,
+          pool: Workers | None = None) -> int:
     """Grade every submission of assignment (see the module doc); return the exit status.
 
     students: grade only these ids (regraded even if done); failed_only: regrade only the students
@@ -618,7 +642,9 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
     """
     started = time.monotonic()
     jobs = max(1, jobs or os.cpu_count() or 1)
-    pool = Workers(Path(root).resolve(), assignment, list(overrides), min(jobs, len(students) if students else jobs))
+    own_pool = pool is None  # a pool passed in (queue mode) outlives this batch
+    if own_pool:
+        pool = Workers(Path(root).resolve(), assignment, list(overrides), min(jobs, len(students) if students else jobs))
     course = Course(root, list(overrides))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
     here = os.getcwd()
@@ -642,10 +668,7 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         guarded = [course.folder("submitted", s, assignment) for s in everyone]
         guarded += [course.root / course.coursedir.source_directory / assignment]
         before = fingerprint(guarded)
-        state = GradingState(
-            course.state_dir(assignment) / "state.json",
-            lambda s: hashlib.sha256(json.dumps(fingerprint([course.folder("submitted", s, assignment)]),
-                                                sort_keys=True).encode()).hexdigest())
+        state = grading_state(course, assignment)
         autograded_exist = lambda s: all(  # noqa: E731
             (course.folder("autograded", s, assignment) / f"{n}.ipynb").exists() for n in notebooks)
 
@@ -708,7 +731,8 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
             say(f"CHECK FAILED: {problem}")
         return 1 if problems else 0
     finally:
-        pool.close()
+        if own_pool:
+            pool.close()
         os.chdir(here)
 
 

@@ -13,9 +13,11 @@ Commands (``python -m course_grader queue ...``, database URL in ``--db`` or ``G
   that checksum; a worker needs no shared filesystem with the course;
 * ``worker``: on any machine reaching the database, take jobs, grade each in a scratch course
   folder with :func:`course_grader.batch.grade` (same sandbox, same grader) and write the result
-  (autograded notebooks, scores per cell, log row) back to the database;
-* ``collect ASSIGNMENT``: on the course machine, write the gradebook, ``autograded/`` and
-  ``grading/<assignment>/log.csv`` from the results;
+  (autograded notebooks, scores per cell, log row) back to the database. The scratch course and
+  its grading process are kept from job to job while the assignment version stays the same; each
+  job's submission and output are removed from it when the job ends;
+* ``collect ASSIGNMENT``: on the course machine, write the gradebook, ``autograded/``,
+  ``grading/<assignment>/log.csv`` and ``state.json`` from the results;
 * ``status``: count, rate and ETA, overall and per worker.
 
 Lease: every worker sends a heartbeat (Procrastinate 3); a job whose worker stopped sending one
@@ -40,7 +42,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 # seconds without a heartbeat after which a worker's job goes back to the queue, and between heartbeats
@@ -222,6 +223,30 @@ def _worker_name() -> str:
 
 
 _BUNDLES: dict[str, bytes] = {}
+# The course a worker grades in, one per assignment version, kept from job to job with its batch
+# worker process running: checksum -> (folder, overrides, workers). Starting both for every job
+# would cost seconds per notebook.
+_COURSES: dict[str, tuple[Path, list[str], object]] = {}
+
+
+def _scratch_course(base: Path, assignment: str, checksum: str):
+    from .batch import Workers
+
+    if checksum not in _COURSES:
+        _close_courses()
+        scratch = Path(tempfile.mkdtemp(dir=base, prefix="grade-"))
+        untar(_BUNDLES[checksum], scratch)
+        extra = json.loads((scratch / "overrides.json").read_text())
+        overrides = [*extra, f"--CourseDirectory.db_url=sqlite:///{scratch}/gradebook.db"]
+        _COURSES[checksum] = (scratch, overrides, Workers(scratch, assignment, overrides, count=1, keep=True))
+    return _COURSES[checksum]
+
+
+def _close_courses() -> None:
+    for scratch, _, pool in _COURSES.values():
+        pool.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    _COURSES.clear()
 
 
 def grade_submission(context, assignment: str, student: str, digest: str, checksum: str, files: dict) -> str:
@@ -245,19 +270,17 @@ def grade_submission(context, assignment: str, student: str, digest: str, checks
                 "SELECT bundle FROM grading_assignment WHERE checksum=%s", (checksum,)).fetchone()[0])
         started = conn.execute("SELECT now()").fetchone()[0]
     base = Path(context.additional_context.get("scratch") or tempfile.gettempdir())
-    with tempfile.TemporaryDirectory(dir=base, prefix="grade-") as tmp:
-        scratch = Path(tmp)
-        untar(_BUNDLES[checksum], scratch)
-        sub = scratch / "submitted" / student / assignment
+    scratch, overrides, pool = _scratch_course(base, assignment, checksum)
+    sub = scratch / "submitted" / student / assignment
+    try:
+        shutil.rmtree(scratch / "submitted" / student, ignore_errors=True)
         sub.mkdir(parents=True)
         for name, data in files.items():
             (sub / name).parent.mkdir(parents=True, exist_ok=True)
             (sub / name).write_bytes(base64.b64decode(data))
         db = f"sqlite:///{scratch}/gradebook.db"
         said = io.StringIO()
-        extra = json.loads((scratch / "overrides.json").read_text())
-        code = grade(scratch, assignment, jobs=1, students=[student], out=said,
-                     overrides=[*extra, f"--CourseDirectory.db_url={db}"])
+        code = grade(scratch, assignment, jobs=1, students=[student], out=said, overrides=overrides, pool=pool)
         log = scratch / "grading" / assignment / "log.csv"
         if code == 2 or not log.exists():
             raise RuntimeError(f"grading refused to start: {said.getvalue()[-500:]}")
@@ -276,6 +299,10 @@ def grade_submission(context, assignment: str, student: str, digest: str, checks
                 timestamp = None
         autograded = scratch / "autograded" / student / assignment
         data = tar_bytes(autograded) if autograded.is_dir() else tar_bytes(scratch / "nothing")
+    finally:  # the next job in this course sees nothing of this one but its gradebook rows
+        for folder in ("submitted", "autograded", "feedback"):
+            shutil.rmtree(scratch / folder / student, ignore_errors=True)
+        shutil.rmtree(scratch / "grading" / "backups", ignore_errors=True)
     status = row["status"]
     with _connect(url) as conn:
         conn.execute(
@@ -318,7 +345,10 @@ def work(url: str, scratch: Path | None = None, wait: bool = True) -> int:
                 stop.set()
                 await recover
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        _close_courses()
     return 0
 
 
@@ -326,7 +356,7 @@ def collect(root: Path, assignment: str, url: str, overrides: list[str] = (), ou
     """Write results into the course: gradebook, autograded/, grading/<assignment>/log.csv."""
     from nbgrader.api import Gradebook
 
-    from .batch import Course, write_log
+    from .batch import GRADED, Course, grading_state, write_log
 
     course = Course(root, list(overrides))
     everyone = course.students(assignment)
@@ -362,6 +392,12 @@ def collect(root: Path, assignment: str, url: str, overrides: list[str] = (), ou
     rows = [by_student[s][0] for s in everyone if s in by_student]
     log = course.state_dir(assignment) / "log.csv"
     write_log(log, rows)
+    # state.json as `make grade` keeps it, so that `make grade FAILED=1` or STUDENT=id on this
+    # machine takes up where the queue left off
+    state = grading_state(course, assignment)
+    for row in rows:
+        seconds = float(row.get("seconds") or 0.0)
+        state.save(row["student"], row["status"], seconds, "" if row["status"] == GRADED else row.get("reasons", ""))
     missing = [s for s in everyone if s not in by_student]
     print(f"collected {len(rows)} result(s) of {assignment}; {len(missing)} not (yet) graded; log: "
           f"{log.relative_to(course.root)}", file=out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -186,3 +187,13 @@ def test_three_workers_one_killed_give_the_single_machine_grades(postgres_url, t
     assert course.scores(many, ASSIGNMENT) == course.scores(one, ASSIGNMENT)
     assert _log(many) == _log(one)
     assert _autograded(many) == _autograded(one)
+
+    # state.json as the single machine keeps it, so that a later `make grade` (FAILED=1, STUDENT=id)
+    # on the course machine starts from what the queue graded
+    def _state(c: Path) -> dict:
+        entries = json.loads((c / "grading" / ASSIGNMENT / "state.json").read_text())
+        return {s: (e["status"], e["retry"]) for s, e in entries.items()}
+    assert _state(many) == _state(one)
+    regrade = grade_command(many, "grade", ASSIGNMENT, *LIMITS)
+    unchanged = [line for line in regrade.stdout.splitlines() if "already graded and unchanged" in line]
+    assert unchanged and unchanged[0].startswith(f"{len(_state(one))} submission(s)"), regrade.stdout[-3000:]
