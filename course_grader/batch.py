@@ -243,7 +243,8 @@ def worker_main(argv: list[str]) -> int:
     assignment, overrides = argv[0], argv[1:]
     results = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything else printed goes to the log, never into the protocol
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(levelname)s] %(message)s", stream=sys.stderr,
+                        force=True)
     from nbgrader.converters import Autograde
     from nbgrader.utils import temp_attrs
 
@@ -287,6 +288,7 @@ def _warm_up(course: Course) -> None:
     on first use, and the sandbox probe (its verdict is kept for the worker's lifetime)."""
     import nbclient  # noqa: F401
     import nbconvert.exporters  # noqa: F401
+    from nbgrader.converters import Autograde  # noqa: F401
 
     from . import execute, structure  # noqa: F401
     from .sandbox import Sandbox, probe
@@ -296,16 +298,89 @@ def _warm_up(course: Course) -> None:
         probe(box)  # a failure is reported again, and in full, by the first kernel that starts
 
 
+class _Forked:
+    """A worker forked from the batch process, for what subprocess.Popen gives the batch: pid,
+    stdin, stdout, poll() and wait(). It starts with nbgrader imported and the sandbox probed
+    instead of spending two seconds of a core on both (see _Worker)."""
+
+    def __init__(self, argv: list[str], cwd: Path, log_fd: int, tmpdir: str):
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the batch's code
+            code = 1
+            try:
+                os.setsid()  # as start_new_session: the batch's Ctrl-C is the batch's to handle
+                os.dup2(in_r, 0)
+                os.dup2(out_w, 1)
+                os.dup2(log_fd, 2)
+                for fd in [int(f) for f in os.listdir("/proc/self/fd")]:
+                    if fd > 2:  # above all the other workers' pipes: their end of file is the batch's to give
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                sys.stdin = open(0, closefd=False)
+                sys.stdout = open(1, "w", buffering=1, closefd=False)
+                sys.stderr = open(2, "w", buffering=1, closefd=False)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                os.chdir(cwd)
+                os.environ["TMPDIR"] = tmpdir
+                tempfile.tempdir = tmpdir  # the kernels' sockets go there
+                code = worker_main(argv)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code or 0)
+        os.close(in_r)
+        os.close(out_w)
+        self.pid, self.returncode = pid, None
+        self.stdin, self.stdout = open(in_w, "w"), open(out_r)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = self.pid, 0
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+
+def _can_fork() -> bool:
+    """Whether a worker may be forked from this process: nbgrader is imported and no other thread
+    runs (a thread's locks would stay held in the child). Queue mode calls grade() from a worker
+    thread, and its workers are started as new processes instead."""
+    import threading
+
+    return "nbgrader.converters" in sys.modules and threading.active_count() == 1 and sys.platform == "linux"
+
+
 class _Worker:
     def __init__(self, root: Path, assignment: str, overrides: list[str], index: int, tmpdir: str):
         logs = root / STATE_DIR / assignment
         logs.mkdir(parents=True, exist_ok=True)
         log = open(logs / f"worker-{index}.log", "a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "course_grader.batch", "--worker", assignment, *overrides],
-            cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-            start_new_session=True, env=dict(os.environ, TMPDIR=tmpdir),  # the kernels' sockets go there
-        )
+        if _can_fork():
+            self.process = _Forked([assignment, *overrides], root, log.fileno(), tmpdir)
+        else:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "course_grader.batch", "--worker", assignment, *overrides],
+                cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                start_new_session=True, env=dict(os.environ, TMPDIR=tmpdir),  # the kernels' sockets go there
+            )
         log.close()
         self.student: str | None = None
         self.deadline = 0.0
@@ -336,9 +411,10 @@ class _Worker:
 class Workers:
     """The worker processes of one batch, and the temporary folder their kernels use.
 
-    A worker takes two seconds to start (Python, nbgrader and the sandbox probe), so grade()
-    starts them first and they get ready while the batch backs up the gradebook and looks at the
-    submissions; those it turns out not to need are stopped unused.
+    A worker started as a new process spends two seconds of a core on Python, nbgrader and the
+    sandbox probe. grade() forks them from itself once it has all three (see _Forked), before it
+    backs up the gradebook and reads the submissions; those it turns out not to need are stopped
+    unused.
     """
 
     def __init__(self, root: Path, assignment: str, overrides: list[str], count: int = 0, keep: bool = False):
@@ -643,8 +719,6 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
     started = time.monotonic()
     jobs = max(1, jobs or os.cpu_count() or 1)
     own_pool = pool is None  # a pool passed in (queue mode) outlives this batch
-    if own_pool:
-        pool = Workers(Path(root).resolve(), assignment, list(overrides), min(jobs, len(students) if students else jobs))
     course = Course(root, list(overrides))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
     here = os.getcwd()
@@ -654,6 +728,9 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
         if refusal:
             say(refusal)
             return 2
+        if own_pool:  # started now, they get ready while the gradebook is backed up and the submissions read
+            _warm_up(course)
+            pool = Workers(course.root, assignment, list(overrides), min(jobs, len(students) if students else jobs))
         notebooks = released_notebooks(course, assignment)
         if notebooks is None:
             say(f"{assignment} is not in the gradebook: run `nbgrader generate_assignment {assignment}` first.")
@@ -731,7 +808,7 @@ def grade(root: Path, assignment: str, *, jobs: int | None = None, force: bool =
             say(f"CHECK FAILED: {problem}")
         return 1 if problems else 0
     finally:
-        if own_pool:
+        if own_pool and pool is not None:
             pool.close()
         os.chdir(here)
 
