@@ -322,7 +322,7 @@ def processes_inside(bwrap_pid: int) -> list[int]:
 
 
 # What `python -m ipykernel_launcher` does, without the debugger: ipykernel imports debugpy when it
-# can, about 0.15 s of every grading kernel's start, for a debugger no grading run attaches to.
+# can, about 75 ms of every grading kernel's start, for a debugger no grading run attaches to.
 _KERNEL_LAUNCHER = """
 import sys
 if sys.path[0] == "":
