@@ -112,7 +112,16 @@ def _autograded(c: Path) -> dict[str, list]:
         nb = nbformat.read(path, as_version=4)
         cells = []
         for cell in nb.cells:
-            outputs = [{k: v for k, v in o.items() if k != "execution_count"} for o in cell.get("outputs", [])]
+            outputs = []
+            for o in cell.get("outputs", []):
+                o = {k: v for k, v in o.items() if k != "execution_count"}
+                # a print can reach the notebook as one stream output or as several, split wherever
+                # the kernel flushed: the text counts, not where it was cut
+                if o.get("output_type") == "stream" and outputs and outputs[-1].get("output_type") == "stream" \
+                        and outputs[-1]["name"] == o["name"]:
+                    outputs[-1] = dict(outputs[-1], text=outputs[-1]["text"] + o["text"])
+                else:
+                    outputs.append(o)
             cells.append((cell.cell_type, cell.source, cell.metadata.get("nbgrader"), outputs))
         out[path.parts[-3]] = cells
     return out

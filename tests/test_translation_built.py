@@ -24,10 +24,16 @@ def _outputs(page_html: str) -> list[str]:
     soup = BeautifulSoup(page_html, "html.parser")
     found = []
     for cell in soup.select("div.cell_output"):
-        texts = [pre.get_text() for pre in cell.select("div.output pre")]
-        text = DURATION.sub("<time>", html.unescape("\n".join(texts)))
-        # a cell's stream can reach the page in one block or in several (how the kernel flushed
-        # it): the lines count, not the blank lines between blocks
+        # a cell's stream can reach the page in one block or in several, split anywhere, even inside
+        # a line (how the kernel flushed it): consecutive stream blocks are read as one text, and
+        # the lines count, not the blank lines between blocks
+        text, was_stream = "", False
+        for block in cell.select("div.output"):
+            stream = "stream" in block.get("class", [])
+            piece = "".join(pre.get_text() for pre in block.select("pre"))
+            text += piece if (stream and was_stream) else "\n" + piece
+            was_stream = stream
+        text = DURATION.sub("<time>", html.unescape(text))
         found.append("\n".join(line.rstrip() for line in text.splitlines() if line.strip()))
     return found
 
