@@ -427,13 +427,13 @@ class Workers:
     def spawn(self, index: int) -> _Worker:
         return _Worker(self.root, self.assignment, self.overrides, index, self.tmpdir)
 
-    def take(self, count: int, keep_rest: bool = False) -> list[_Worker]:
+    def take(self, count: int) -> list[_Worker]:
         """count workers, the ones already started first; the other started ones are stopped
-        (or, with keep_rest, kept for a later batch)."""
+        (or, with keep, kept for a later batch)."""
         alive = [w for w in self.started if w.process.poll() is None]
         workers, rest = alive[:count], alive[count:]
-        self.started = rest if keep_rest else []
-        if not keep_rest:
+        self.started = rest if self.keep else []
+        if not self.keep:
             for w in rest:
                 w.stop()
         return workers + [self.spawn(i) for i in range(len(workers), count)]
@@ -460,7 +460,7 @@ def run_workers(course: Course, assignment: str, students: list[str], jobs: int,
     retried: set[str] = set()
     pool = pool or Workers(course.root, assignment, course.overrides)
     spawn = pool.spawn
-    workers = pool.take(min(jobs, len(queue)), keep_rest=pool.keep)
+    workers = pool.take(min(jobs, len(queue)))
     try:
         while queue or any(w.student for w in workers):
             for w in workers:
