@@ -100,7 +100,7 @@ def test_every_figure_renders_as_an_image_with_its_alt_text_and_citations_link_t
         assert 'href="references.html#' in built, f"{page}: the citations do not link to the bibliography"
 
 
-def test_kernels_get_the_inline_backend_and_one_thread_whatever_the_caller_set(monkeypatch):
+def test_kernels_get_the_inline_backend_one_thread_and_unix_sockets_whatever_the_caller_set(monkeypatch):
     """book/_ext/kernel_environment.py, loaded by every build, sets what the executing kernels inherit."""
     import importlib.util
 
@@ -110,6 +110,7 @@ def test_kernels_get_the_inline_backend_and_one_thread_whatever_the_caller_set(m
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("JUPYTER_DEFAULT_PROVISIONER_NAME", raising=False)
     handlers = []
 
     class App:
@@ -120,11 +121,14 @@ def test_kernels_get_the_inline_backend_and_one_thread_whatever_the_caller_set(m
     assert "MPLBACKEND" not in os.environ, "a kernel that inherits MPLBACKEND=Agg draws no figure"
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         assert os.environ.get(name) == "1", f"{name} must be 1 for the kernels, so every machine prints the same numbers"
+    assert os.environ.get("JUPYTER_DEFAULT_PROVISIONER_NAME") == "long-memory-ipc", \
+        "the build's kernels must be on Unix sockets (course_grader/unix_kernels.py), not TCP ports"
     [(event, restore)] = handlers
     assert event == "build-finished"
     restore(None, None)
     assert os.environ.get("MPLBACKEND") == "Agg" and os.environ.get("OMP_NUM_THREADS") == "2"
     assert "OPENBLAS_NUM_THREADS" not in os.environ, "the caller's environment must be put back as it was"
+    assert "JUPYTER_DEFAULT_PROVISIONER_NAME" not in os.environ
 
 
 def test_figure_numbers_restart_in_every_chapter_and_carry_its_number():

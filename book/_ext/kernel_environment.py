@@ -17,6 +17,12 @@ The kernels inherit this process's environment. Two settings in it would change 
   is also the fastest for them). The BLAS *kernel* a CPU picks still varies between machines:
   the chapters' experiments are designed so that their conclusions hold under any of them.
 
+The kernels also talk to the build over Unix sockets in a folder of their own, not over TCP ports
+(``JUPYTER_DEFAULT_PROVISIONER_NAME``, :mod:`course_grader.unix_kernels`). A TCP port is picked a
+second before the kernel binds it, and anything else starting on the machine can take it first;
+the two editions build at the same time, so a page would now and then fail with "Address already
+in use".
+
 The caller's values are put back when the build ends. _config.yml puts this folder on the path
 (``sphinx: local_extensions``) and enables the extension (``sphinx: config: extensions``), so
 ``make book``, ``jupyter-book build .`` and the tests' build (tests/book_build.py) all load it.
@@ -25,6 +31,10 @@ The caller's values are put back when the build ends. _config.yml puts this fold
 from __future__ import annotations
 
 import os
+from importlib.metadata import entry_points
+
+# the provisioner of course_grader/unix_kernels.py, under the name pyproject.toml registers
+PROVISIONER = "long-memory-ipc"
 
 # What every kernel gets: None removes the variable.
 KERNEL_ENVIRONMENT = {
@@ -57,7 +67,18 @@ def set_for_build(values: dict[str, str | None]) -> None:
             os.environ[name] = value
 
 
+def _unix_socket_kernels() -> dict[str, str]:
+    if not entry_points(group="jupyter_client.kernel_provisioners", name=PROVISIONER):
+        raise RuntimeError(f"the kernel provisioner {PROVISIONER!r} is not installed; build the book with "
+                           "`make book`, or install the project first: pip install -e '.[dev]'")
+    from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+    if KernelProvisionerFactory.initialized():  # it read the variable already
+        KernelProvisionerFactory.instance().default_provisioner_name = PROVISIONER
+    return {"JUPYTER_DEFAULT_PROVISIONER_NAME": PROVISIONER}
+
+
 def setup(app):
-    set_for_build(KERNEL_ENVIRONMENT)
+    set_for_build({**KERNEL_ENVIRONMENT, **_unix_socket_kernels()})
     app.connect("build-finished", _restore)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
