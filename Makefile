@@ -42,9 +42,11 @@ book: $(STAMP) book-deps
 	@echo "The book is in _build/html/index.html, the Chinese edition in _build/html/zh/index.html"
 
 # Two xdist workers. The book is built once, in the background from the start (tests/conftest.py),
-# while the workers run the tests that need no book; the grading tests share out evenly.
+# while the workers run the tests that need no book; the grading tests share out evenly. A module
+# marked xdist_group keeps its tests on one worker, so its costly module fixture (a graded batch)
+# is made once, not once per worker.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The quick loop while editing: everything that needs neither a book build nor nbgrader runs.
 test-fast: $(STAMP)

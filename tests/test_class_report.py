@@ -17,7 +17,7 @@ import pytest
 import course
 from grading_helpers import ASSIGNMENT, NOTEBOOK, WRONG, grade_command, require_sandbox
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("class-report")]  # one graded batch for the module, on one worker
 CLASS = {  # student: the catalogue entry they handed in (None: the model answer)
     "ada": None,
     "naive-a": "sigmoid_naive_overflows",

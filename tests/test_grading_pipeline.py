@@ -20,7 +20,8 @@ import course
 from course_grader import translate
 
 pytestmark = pytest.mark.slow
-ASSIGNMENTS = course.assignments()
+# an assignment's two tests run on one xdist worker (make test: --dist loadgroup), which generates it once
+ASSIGNMENTS = [pytest.param(a, marks=pytest.mark.xdist_group(f"generated-{a}")) for a in course.assignments()]
 
 
 @pytest.fixture(scope="module")

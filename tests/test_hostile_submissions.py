@@ -30,7 +30,7 @@ import course
 from grading_helpers import ASSIGNMENT, LIMITS, NOTEBOOK, WRONG, grade_command, require_sandbox, student_id
 from hostile import Context, stopped_by
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hostile-batch")]  # one graded batch for the module, on one worker
 CATALOGUE = importlib.import_module(f"hostile.{ASSIGNMENT}")
 
 
