@@ -48,3 +48,15 @@ def test_binder_environment_pins_what_pyproject_pins_and_installs_lstm_ref():
     post_build = ROOT / ".binder" / "postBuild"
     assert post_build.stat().st_mode & 0o111, ".binder/postBuild must be executable"
     assert "pip install --no-deps -e ." in post_build.read_text(), "postBuild should install lstm_ref from the repository"
+
+
+def test_make_test_keeps_each_xdist_group_on_one_worker(request):
+    """`make test` runs with --dist loadgroup, so that the costly module fixtures (the hostile batch,
+    the class report, an assignment's generation) are made on one worker, not on both. Without the
+    group in the test ids xdist hands the tests out one by one and the suite only gets slower."""
+    assert "--dist loadgroup" in (ROOT / "Makefile").read_text()
+    grouped = [item for item in request.session.items if item.get_closest_marker("xdist_group")]
+    if request.config.getvalue("loadgroup"):  # a worker of a `--dist loadgroup` run
+        lost = [item.nodeid for item in grouped if "@" not in item.nodeid]
+        assert not lost, (f"--dist loadgroup ignored the xdist_group mark of {len(lost)} tests, e.g. {lost[0]}: "
+                          "this pytest and pytest-xdist do not work together (pytest-dev/pytest-xdist#1386)")
