@@ -111,6 +111,10 @@ def test_kernels_get_the_inline_backend_one_thread_and_unix_sockets_whatever_the
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     monkeypatch.delenv("JUPYTER_DEFAULT_PROVISIONER_NAME", raising=False)
+    from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+    factory = KernelProvisionerFactory.instance()  # one that read its default before the build
+    monkeypatch.setattr(factory, "default_provisioner_name", "local-provisioner")
     handlers = []
 
     class App:
@@ -123,12 +127,14 @@ def test_kernels_get_the_inline_backend_one_thread_and_unix_sockets_whatever_the
         assert os.environ.get(name) == "1", f"{name} must be 1 for the kernels, so every machine prints the same numbers"
     assert os.environ.get("JUPYTER_DEFAULT_PROVISIONER_NAME") == "long-memory-ipc", \
         "the build's kernels must be on Unix sockets (course_grader/unix_kernels.py), not TCP ports"
+    assert factory.default_provisioner_name == "long-memory-ipc", "a factory already made must be switched too"
     [(event, restore)] = handlers
     assert event == "build-finished"
     restore(None, None)
     assert os.environ.get("MPLBACKEND") == "Agg" and os.environ.get("OMP_NUM_THREADS") == "2"
     assert "OPENBLAS_NUM_THREADS" not in os.environ, "the caller's environment must be put back as it was"
     assert "JUPYTER_DEFAULT_PROVISIONER_NAME" not in os.environ
+    assert factory.default_provisioner_name == "local-provisioner", "the factory's default must be put back too"
 
 
 def test_figure_numbers_restart_in_every_chapter_and_carry_its_number():

@@ -168,7 +168,11 @@ def test_three_workers_one_killed_give_the_single_machine_grades(postgres_url, t
                     os.killpg(workers[0].pid, signal.SIGKILL)
                     killed = True
                 left = conn.execute("SELECT count(*) FROM grading_job WHERE finished IS NULL").fetchone()[0]
-                if left == 0:
+                # a job's result row is written inside the task, before Procrastinate marks the job
+                # succeeded: wait for both, or the last job can still read 'doing'
+                open_jobs = conn.execute("SELECT count(*) FROM procrastinate_jobs "
+                                         "WHERE status IN ('todo', 'doing')").fetchone()[0]
+                if left == 0 and open_jobs == 0:
                     break
                 time.sleep(0.5)
             jobs = conn.execute("SELECT status, attempts FROM procrastinate_jobs").fetchall()

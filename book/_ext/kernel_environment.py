@@ -45,9 +45,14 @@ KERNEL_ENVIRONMENT = {
 }
 
 _callers: list[dict[str, str | None]] = []  # the caller's values while the build runs
+_factory_default: list[str] = []  # the provisioner factory's default before the build, if it had read one
 
 
 def _restore(app, exception) -> None:
+    if _factory_default:
+        from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+        KernelProvisionerFactory.instance().default_provisioner_name = _factory_default.pop()
     while _callers:
         for name, value in _callers.pop().items():
             if value is None:
@@ -73,8 +78,10 @@ def _unix_socket_kernels() -> dict[str, str]:
                            "`make book`, or install the project first: pip install -e '.[dev]'")
     from jupyter_client.provisioning.factory import KernelProvisionerFactory
 
-    if KernelProvisionerFactory.initialized():  # it read the variable already
-        KernelProvisionerFactory.instance().default_provisioner_name = PROVISIONER
+    if KernelProvisionerFactory.initialized():  # it read the variable already: set it, and put it back after
+        factory = KernelProvisionerFactory.instance()
+        _factory_default.append(factory.default_provisioner_name)
+        factory.default_provisioner_name = PROVISIONER
     return {"JUPYTER_DEFAULT_PROVISIONER_NAME": PROVISIONER}
 
 
