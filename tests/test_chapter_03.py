@@ -5,7 +5,7 @@ exact decimal arithmetic, the chapter's lag-norm curves by torch autograd throug
 again here (with the recurrent matrix rescaled by numpy's own eigenvalues, not lstm_ref's), and the
 linear-regime curves as norms of matrix powers. The slow tests read the built page: the printed
 numbers must agree with those recomputations, the figures must be rendered, and every claim the prose
-makes about the clipping runs (six seeds, held-out accuracy) must hold in the printed table, with a margin.
+makes about the clipping runs (ten seeds, held-out accuracy) must hold in the printed table, with a margin.
 """
 
 from __future__ import annotations
@@ -218,26 +218,27 @@ def _clipping_table(text: str) -> tuple[float, dict]:
 
 @pytest.mark.slow
 def test_clipping_runs_show_what_the_prose_says(book):
-    """Six seeds per setting, held-out accuracy: clipping rescues lag 5, nothing rescues lag 10."""
+    """Ten seeds per setting, held-out accuracy: clipping rescues lag 5, nothing rescues lag 10."""
     text = _text(book)
     c, table = _clipping_table(text)
     assert set(table) == {(5, "no clipping"), (5, "clipped"), (10, "no clipping"), (10, "clipped")}, \
         f"clipping table not found or incomplete: {sorted(table)}"
     seeds = {len(v) for row in table.values() for v in row.values()}
-    assert seeds == {6}, f"every setting must have six seeds, one value each: {seeds}"
+    assert seeds == {10}, f"every setting must have ten seeds, one value each: {seeds}"
     solved = 0.95
     for (lag, mode), row in table.items():
         count = re.search(rf"lag {lag}, {'no clipping' if mode == 'no clipping' else f'clipped at {c:g}'}: "
-                          rf"(\d+) of 6 runs solve the task", text)
+                          rf"(\d+) of 10 runs solve the task", text)
         assert count and int(count.group(1)) == int(np.sum(row["accuracy"] >= solved)), f"lag {lag}, {mode}: count"
         assert np.all(row["best"] >= row["accuracy"] - 1e-9), "the best accuracy cannot be below the final one"
     clip5, raw5 = table[5, "clipped"], table[5, "no clipping"]
     # "At lag 5, every clipped run solves the task" (with a margin above the 0.95 line)
     assert np.all(clip5["accuracy"] >= 0.97), f"a clipped lag-5 run did not solve the task: {clip5['accuracy']}"
-    # "without clipping the outcome depends on the seed ... the others end close to chance"
+    # "without clipping the outcome depends on the seed ... the others end well short of 0.95, closer to chance
+    # than to a solution" (0.5 is chance, 1 a solution: closer to chance is below 0.75)
     failed = raw5["accuracy"] < solved
-    assert failed.any(), f"every unclipped lag-5 run solved the task: the prose says some fail {raw5['accuracy']}"
-    assert np.all(raw5["accuracy"][failed] < 0.8), f"failing unclipped runs should end near chance: {raw5['accuracy']}"
+    assert failed.any() and not failed.all(), f"the prose says some unclipped lag-5 runs solve it and some fail {raw5['accuracy']}"
+    assert np.all(raw5["accuracy"][failed] < 0.75), f"failing unclipped runs should end closer to 0.5 than to 1: {raw5['accuracy']}"
     # "the unclipped runs met gradients far above the threshold"; "a step is as long as its gradient"
     assert raw5["norm"].max() > 100 * c and np.allclose(raw5["step"], raw5["norm"], rtol=1e-2)
     # "The clipped runs meet the same walls ... but none of their steps is longer than lr * c"
@@ -472,26 +473,26 @@ def test_lag_norms_alt_text_describes_the_printed_trends(book):
 
 @pytest.mark.slow
 def test_clipping_alt_text_describes_the_printed_runs(book):
-    """"every clipped run climbs to about 1; the unclipped runs split, some reaching 1 and the others ending near 0.5,
-    some of these after climbing part of the way first"; "[lag 10:] every run ... stays far below 1 and ends near
-    0.5"; "some unclipped runs spike above 100, far above the dotted threshold line at 1; the clipped runs cross
-    the line too, but stay far lower"."""
+    """"every clipped run climbs to about 1; the unclipped runs split, some reaching 1 and the others ending far
+    below it, closer to 0.5"; "[lag 10:] every run ... stays far below 1, most ending near 0.5"; "some unclipped
+    runs spike above 100, far above the dotted threshold line at 0.8; the clipped runs cross the line too, but stay
+    far lower"."""
     alt, _ = _figure_cells()["fig-ch3-clipping"]
-    for phrase in ("every clipped run climbs to about 1", "some reaching 1 and the others ending near 0.5",
-                   "some of these after climbing part of the way first",
-                   "every run, clipped or not, stays far below 1 and ends near 0.5",
-                   "some unclipped runs spike above 100", "threshold line at 1",
+    for phrase in ("every clipped run climbs to about 1", "some reaching 1 and the others ending far below it, closer to 0.5",
+                   "every run, clipped or not, stays far below 1, most ending near 0.5",
+                   "some unclipped runs spike above 100", "threshold line at 0.8",
                    "the clipped runs cross the line too, but stay far lower"):
-        assert phrase in alt, f"the alt text no longer says {phrase!r}; update this test with it"
+        assert phrase in " ".join(alt.split()), f"the alt text no longer says {phrase!r}; update this test with it"
     c, table = _clipping_table(_text(book))
-    assert c == 1.0
+    assert c == 0.8
     clipped, raw = table[5, "clipped"], table[5, "no clipping"]
     assert np.all(clipped["accuracy"] >= 0.97), clipped["accuracy"]
     reached, others = raw["accuracy"] >= 0.97, raw["accuracy"] < 0.95
     assert reached.any() and others.any() and np.all(reached | others), raw["accuracy"]
-    assert np.all(raw["accuracy"][others] < 0.65), "the unclipped runs that fail should end near chance"
-    assert np.any(raw["best"][others] - raw["accuracy"][others] >= 0.1), "none climbed part of the way first"
+    assert np.all(raw["accuracy"][others] < 0.75), "the unclipped runs that fail should end closer to 0.5 than to 1"
     lag10 = {m: table[10, m] for m in ("no clipping", "clipped")}
-    assert all(np.all(r["best"] < 0.8) and np.all(r["accuracy"] < 0.65) for r in lag10.values()), lag10
+    assert all(np.all(r["best"] < 0.85) and np.all(r["accuracy"] < 0.75) for r in lag10.values()), lag10
+    accuracies = np.concatenate([r["accuracy"] for r in lag10.values()])
+    assert np.sum(np.abs(accuracies - 0.5) < 0.1) > len(accuracies) / 2, f"most should end near 0.5: {accuracies}"
     assert np.any(raw["norm"] > 100), raw["norm"]
     assert np.all(clipped["norm"] > c) and clipped["norm"].max() < 0.1 * raw["norm"].max(), clipped["norm"]
