@@ -205,7 +205,7 @@ def test_page_reports_its_own_torch_cross_check(book):
 def _clipping_table(text: str) -> tuple[float, dict]:
     """The threshold and {(lag, mode): {"accuracy", "best", "norm", "step"}: per-seed arrays} the clipping cell prints."""
     c = float(re.search(r"threshold c = ([\d.]+)", text).group(1))
-    rows = re.findall(r"^lag (\d+)\s+(no clipping|clipped at [\d.]+)\s+accuracy((?:[ \t]+\S+)+)[ \t]*\n"
+    rows = re.findall(r"^lag (\d+), (no clipping|clipped at [\d.]+)\n\s*accuracy((?:[ \t]+\S+)+)[ \t]*\n"
                       r"\s*best accuracy((?:[ \t]+\S+)+)[ \t]*\n"
                       r"\s*largest norm((?:[ \t]+\S+)+)[ \t]*\n"
                       r"\s*largest step((?:[ \t]+\S+)+)[ \t]*$", text, re.MULTILINE)
