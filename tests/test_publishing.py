@@ -55,8 +55,8 @@ def test_make_test_keeps_each_xdist_group_on_one_worker(request):
     the class report, an assignment's generation) are made on one worker, not on both. Without the
     group in the test ids xdist hands the tests out one by one and the suite only gets slower."""
     assert "--dist loadgroup" in (ROOT / "Makefile").read_text()
-    grouped = [item for item in request.session.items if item.get_closest_marker("xdist_group")]
     if getattr(request.config.option, "loadgroup", False):  # a worker of a `--dist loadgroup` run (xdist sets it)
+        grouped = [item for item in request.session.items if item.get_closest_marker("xdist_group")]
         lost = [item.nodeid for item in grouped if "@" not in item.nodeid]
         assert not lost, (f"--dist loadgroup ignored the xdist_group mark of {len(lost)} tests, e.g. {lost[0]}: "
                           "this pytest and pytest-xdist do not work together (pytest-dev/pytest-xdist#1386)")
